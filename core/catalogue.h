@@ -1,0 +1,61 @@
+/* The catalogue: every SQL statement the shop runs, by id. Front-ends prepare
+ * all of them on each new connection and check each one's parameter count
+ * and result columns (names and types) against what the render step reads,
+ * so a schema that drifted from the code refuses to serve. */
+#ifndef SHOP_CATALOGUE_H
+#define SHOP_CATALOGUE_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#define SHOP_MAX_PARAMS 12
+
+typedef enum {
+    SHOP_STMT_PING,
+    SHOP_STMT_PRODUCT_GET,
+    SHOP_STMT_PRODUCT_LIST,
+    SHOP_STMT_PRODUCT_LIST_FILTERED,
+    SHOP_STMT_PRODUCT_CREATE,
+    SHOP_STMT_PRODUCT_UPDATE,
+    SHOP_STMT_PRODUCT_DELETE,
+    SHOP_STMT_COUNT
+} shop_stmt_id;
+
+/* PostgreSQL type OIDs the render step knows how to read. */
+#define SHOP_OID_BOOL         16
+#define SHOP_OID_INT8         20
+#define SHOP_OID_INT4         23
+#define SHOP_OID_TEXT         25
+#define SHOP_OID_JSON        114
+#define SHOP_OID_TIMESTAMPTZ 1184
+#define SHOP_OID_UUID       2950
+
+typedef struct {
+    const char *name;
+    Oid         type;
+} shop_column;
+
+typedef struct {
+    const char        *name;       /* the prepared statement's name */
+    const char        *sql;
+    int                nparams;
+    const shop_column *cols;
+    int                ncols;
+} shop_statement;
+
+extern const shop_statement shop_catalogue[SHOP_STMT_COUNT];
+
+/* Compares a statement with its PQdescribePrepared() result. Returns 0, or
+ * -1 with a message naming the statement and the first difference. */
+int shop_catalogue_check(const shop_statement *st, const PGresult *described,
+                         char *err, size_t errlen);
+
+/* Columns of a product row, in the order every product statement returns them. */
+enum {
+    SHOP_P_ID, SHOP_P_SKU, SHOP_P_SLUG, SHOP_P_NAME, SHOP_P_CATEGORY, SHOP_P_DESCRIPTION,
+    SHOP_P_PRICE_CENTS, SHOP_P_CURRENCY, SHOP_P_VERSION, SHOP_P_CREATED_AT, SHOP_P_UPDATED_AT,
+    SHOP_P_NCOLS
+};
+
+#endif

@@ -1,0 +1,151 @@
+/* The handler core's interface to a front-end (the nginx module, shop-fcgi).
+ *
+ * The core does no I/O. A front-end turns an HTTP request into a
+ * shop_request, reads the body (at most settings->body_limit bytes), then:
+ *
+ *     shop_ctx c;
+ *     shop_begin(&c, &arena, &settings, &req);      route, validate, plan
+ *     for each c.queries[i]:                          the front-end's only job:
+ *         execute it, classify with shop_result_set() run the statements
+ *     shop_finish(&c, results);                       render
+ *     write c.resp; shop_release(&c);
+ *
+ * When shop_begin() plans no statement (c.nqueries == 0) the response is
+ * already final. Statements come from the catalogue (catalogue.h) and are
+ * prepared once per connection, so a query is a statement id and text
+ * parameters. */
+#ifndef SHOP_H
+#define SHOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "catalogue.h"
+#include "problem.h"
+#include "settings.h"
+
+/* Methods are bits so a route can list the ones it allows (the Allow header). */
+typedef enum {
+    SHOP_GET     = 1 << 0,
+    SHOP_HEAD    = 1 << 1,
+    SHOP_POST    = 1 << 2,
+    SHOP_PUT     = 1 << 3,
+    SHOP_PATCH   = 1 << 4,
+    SHOP_DELETE  = 1 << 5,
+    SHOP_OPTIONS = 1 << 6,
+    SHOP_OTHER   = 1 << 7
+} shop_method;
+
+shop_method shop_method_parse(const char *name, size_t len);
+
+typedef struct shop_request {
+    shop_method  method;
+    shop_str     base;            /* mount point, no trailing slash: "" or "/api" */
+    shop_str     path;            /* raw (percent-encoded) path below base, from '/' */
+    shop_str     query;           /* raw query string without '?' */
+    /* The headers the core looks at; empty when absent. Repeated headers
+     * are joined with ", " by the front-end. */
+    shop_str     content_type;
+    shop_str     authorization;
+    shop_str     if_match;
+    shop_str     if_none_match;
+    shop_str     request_id;
+    shop_str     idempotency_key;
+    shop_str     last_event_id;
+    shop_str     signature;       /* Shop-Signature */
+    /* The body, complete, unless body_too_large. */
+    int          has_body;        /* Content-Length or chunked */
+    int          body_too_large;  /* over settings->body_limit: not read */
+    const char  *body;
+    size_t       body_len;
+    shop_str     fresh_id;        /* a new random id (32 hex) for X-Request-Id */
+    int64_t      now_ms;          /* wall clock, milliseconds since the epoch */
+} shop_request;
+
+/* Where a statement runs. */
+#define SHOP_TARGET_PRIMARY  0
+
+typedef struct shop_query {
+    shop_stmt_id  stmt;
+    int           target;
+    int           nparams;
+    const char   *values[SHOP_MAX_PARAMS];   /* text format; NULL is SQL NULL */
+} shop_query;
+
+/* What became of a statement, as the render step needs it. */
+typedef enum {
+    SHOP_DB_OK,            /* res holds the rows */
+    SHOP_DB_UNIQUE,        /* 23505, constraint names which */
+    SHOP_DB_FOREIGN_KEY,   /* 23503 */
+    SHOP_DB_CHECK,         /* 23514 */
+    SHOP_DB_RAISED,        /* one of our functions refused: SQLSTATE class SH, detail is JSON */
+    SHOP_DB_RETRY,         /* serialization failure or deadlock (40001, 40P01) */
+    SHOP_DB_TIMEOUT,       /* statement timeout or the front-end's deadline */
+    SHOP_DB_UNAVAILABLE,   /* no connection: database down, pool exhausted */
+    SHOP_DB_ERROR          /* anything else: 500, details only in the log */
+} shop_db_status;
+
+typedef struct shop_result {
+    shop_db_status  status;
+    const PGresult *res;          /* the rows (OK) or the error result; may be NULL */
+    char            sqlstate[6];
+    const char     *constraint;
+    const char     *detail;
+} shop_result;
+
+/* Classifies a finished PGresult (reads fields only). */
+void shop_result_set(shop_result *r, const PGresult *res);
+/* A result that never reached the database. */
+void shop_result_fail(shop_result *r, shop_db_status status);
+
+typedef struct { const char *name; shop_str value; } shop_header;
+
+#define SHOP_MAX_HEADERS 8
+
+typedef struct shop_response {
+    int          status;
+    shop_str     content_type;    /* empty: no body */
+    shop_header  headers[SHOP_MAX_HEADERS];
+    int          nheaders;        /* headers[0] is always X-Request-Id */
+    shop_str     body;
+} shop_response;
+
+struct shop_route;
+
+typedef struct shop_ctx {
+    shop_arena              *arena;
+    const shop_settings     *settings;
+    const shop_request      *req;
+    const struct shop_route *route;        /* NULL: no route matched */
+    shop_str                 params[3];    /* decoded path parameters */
+    shop_str                 request_id;
+
+    shop_query              *queries;      /* the plan */
+    int                      nqueries;
+    void                    *state;        /* what the handler keeps from plan to render */
+    struct json_object      *json;         /* parsed body; shop_release() frees it */
+
+    shop_response            resp;
+    shop_err                 err;          /* SHOP_OK or what the response reports */
+} shop_ctx;
+
+void shop_begin(shop_ctx *c, shop_arena *a, const shop_settings *s, const shop_request *req);
+/* results[i] belongs to c->queries[i]. */
+void shop_finish(shop_ctx *c, const shop_result *results);
+void shop_release(shop_ctx *c);
+
+/* The route template for logs and metrics ("/products/{id}"), "-" when none. */
+const char *shop_route_name(const shop_ctx *c);
+
+/* One JSON log line (no newline) describing a finished request. */
+shop_str shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us);
+
+/* Connection options both front-ends pass to libpq, so text values come out
+ * the way the render step reads them (UTC timestamps, ISO dates). */
+#define SHOP_PG_OPTIONS "-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3"
+
+#endif
