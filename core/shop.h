@@ -93,8 +93,9 @@ typedef struct shop_result {
     shop_db_status  status;
     const PGresult *res;          /* the rows (OK) or the error result; may be NULL */
     char            sqlstate[6];
-    const char     *constraint;
-    const char     *detail;
+    const char     *constraint;   /* of a constraint violation */
+    const char     *message;      /* of SH-class errors: written for clients */
+    const char     *detail;       /* of SH-class errors: JSON members */
 } shop_result;
 
 /* Classifies a finished PGresult (reads fields only). */
