@@ -23,6 +23,44 @@ static const shop_column product_cols[SHOP_P_NCOLS] = {
     [SHOP_P_UPDATED_AT]  = { "updated_at", SHOP_OID_TIMESTAMPTZ },
 };
 
+static const shop_column order_cols[SHOP_O_NCOLS] = {
+    [SHOP_O_ID]              = { "id", SHOP_OID_UUID },
+    [SHOP_O_STATUS]          = { "status", SHOP_OID_TEXT },
+    [SHOP_O_TOTAL_CENTS]     = { "total_cents", SHOP_OID_INT8 },
+    [SHOP_O_CURRENCY]        = { "currency", SHOP_OID_TEXT },
+    [SHOP_O_EMAIL]           = { "customer_email", SHOP_OID_TEXT },
+    [SHOP_O_VERSION]         = { "version", SHOP_OID_INT4 },
+    [SHOP_O_CREATED_AT]      = { "created_at", SHOP_OID_TIMESTAMPTZ },
+    [SHOP_O_UPDATED_AT]      = { "updated_at", SHOP_OID_TIMESTAMPTZ },
+    [SHOP_O_LINE_SKU]        = { "line_sku", SHOP_OID_TEXT },
+    [SHOP_O_LINE_QUANTITY]   = { "line_quantity", SHOP_OID_INT4 },
+    [SHOP_O_LINE_UNIT_PRICE] = { "line_unit_price_cents", SHOP_OID_INT8 },
+    [SHOP_O_LINE_WAREHOUSE]  = { "line_warehouse", SHOP_OID_TEXT },
+    [SHOP_O_SEQ]             = { "seq", SHOP_OID_INT8 },
+    [SHOP_O_REPLAYED]        = { "replayed", SHOP_OID_BOOL },
+};
+
+static const shop_column warehouse_cols[] = {
+    [SHOP_W_CODE]       = { "code", SHOP_OID_TEXT },
+    [SHOP_W_NAME]       = { "name", SHOP_OID_TEXT },
+    [SHOP_W_LATENCY_MS] = { "latency_ms", SHOP_OID_INT4 },
+};
+
+static const shop_column warehouse_put_cols[] = {
+    [SHOP_W_CODE]       = { "code", SHOP_OID_TEXT },
+    [SHOP_W_NAME]       = { "name", SHOP_OID_TEXT },
+    [SHOP_W_LATENCY_MS] = { "latency_ms", SHOP_OID_INT4 },
+    [SHOP_W_CREATED]    = { "created", SHOP_OID_BOOL },
+};
+
+static const shop_column stock_cols[] = {
+    { "warehouse", SHOP_OID_TEXT }, { "sku", SHOP_OID_TEXT }, { "quantity", SHOP_OID_INT4 },
+};
+
+#define ORDER_COLS \
+    "id, status, total_cents, currency, customer_email, version, created_at, updated_at, " \
+    "line_sku, line_quantity, line_unit_price_cents, line_warehouse, seq, replayed"
+
 #define PRODUCT_COLS \
     "id, sku, slug, name, category, description, price_cents, currency, version, " \
     "created_at, updated_at"
@@ -74,6 +112,62 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         "product_delete",
         "SELECT " PRODUCT_COLS " FROM shop.product_delete($1::bigint, $2::text, $3::integer[])",
         3, COLS(product_cols) },
+
+    [SHOP_STMT_WAREHOUSE_LIST] = {
+        "warehouse_list",
+        "SELECT code, name, latency_ms FROM shop.warehouses ORDER BY code",
+        0, COLS(warehouse_cols) },
+
+    /* $1 code, $2 name, $3 latency_ms (NULL: keep, or 0 for a new one). */
+    [SHOP_STMT_WAREHOUSE_PUT] = {
+        "warehouse_put",
+        "SELECT code, name, latency_ms, created FROM shop.put_warehouse($1::text, $2::text, $3::integer)",
+        3, COLS(warehouse_put_cols) },
+
+    [SHOP_STMT_STOCK_PUT] = {
+        "stock_put",
+        "SELECT warehouse, sku, quantity FROM shop.put_stock($1::text, $2::text, $3::integer)",
+        3, COLS(stock_cols) },
+
+    /* $1 skus, $2 quantities, $3 email, $4 Idempotency-Key, $5 request fingerprint. */
+    [SHOP_STMT_ORDER_PLACE] = {
+        "order_place",
+        "SELECT " ORDER_COLS " FROM shop.place_order($1::text[], $2::integer[], $3::text,"
+        " $4::text, $5::text)",
+        5, COLS(order_cols) },
+
+    [SHOP_STMT_ORDER_GET] = {
+        "order_get",
+        "SELECT " ORDER_COLS " FROM shop.order_rows($1::uuid, false)",
+        1, COLS(order_cols) },
+
+    /* $1 after seq, $2 orders per page + 1, $3 status or NULL. */
+    [SHOP_STMT_ORDER_LIST] = {
+        "order_list",
+        "SELECT o.id, o.status, o.total_cents, o.currency, o.customer_email, o.version,"
+        " o.created_at, o.updated_at, l.sku AS line_sku, l.quantity AS line_quantity,"
+        " l.unit_price_cents AS line_unit_price_cents, l.warehouse AS line_warehouse,"
+        " o.seq, false AS replayed"
+        " FROM (SELECT * FROM shop.orders WHERE seq > $1::bigint"
+        "       AND ($3::text IS NULL OR status = $3::text) ORDER BY seq LIMIT $2::integer) o"
+        " JOIN shop.order_lines l ON l.order_id = o.id ORDER BY o.seq, l.line",
+        3, COLS(order_cols) },
+
+    /* $1 id, $2 target state, $3 states it may come from, $4 those that
+     * restock, $5 If-Match versions or NULL. */
+    [SHOP_STMT_ORDER_TRANSITION] = {
+        "order_transition",
+        "SELECT " ORDER_COLS " FROM shop.transition_order($1::uuid, $2::text, $3::text[],"
+        " $4::text[], $5::integer[])",
+        5, COLS(order_cols) },
+
+    /* $1 event id, $2 fingerprint, $3 order id, $4..$6 the move as for
+     * order_transition, $7 amount, $8 currency (NULL: not part of the event). */
+    [SHOP_STMT_PAYMENT_EVENT] = {
+        "payment_event",
+        "SELECT " ORDER_COLS " FROM shop.apply_payment_event($1::text, $2::text, $3::uuid,"
+        " $4::text, $5::text[], $6::text[], $7::bigint, $8::text)",
+        8, COLS(order_cols) },
 };
 
 int

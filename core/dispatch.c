@@ -247,12 +247,14 @@ shop_db_ok(shop_ctx *c, const shop_result *r)
         static const struct { const char *code; shop_err err; } raised[] = {
             { "SH400", SHOP_E_BAD_REQUEST }, { "SH404", SHOP_E_NOT_FOUND },
             { "SH409", SHOP_E_CONFLICT }, { "SH412", SHOP_E_PRECONDITION_FAILED },
-            { "SH422", SHOP_E_VALIDATION },
+            { "SH422", SHOP_E_VALIDATION }, { "SHSTK", SHOP_E_INSUFFICIENT_STOCK },
         };
         const char *msg = r->message ? r->message : "the request was refused";
+        /* Our functions put extra problem members (",\"errors\":[...]") in DETAIL. */
+        shop_str members = r->detail && r->detail[0] == ',' ? shop_cstr(r->detail) : SHOP_STR("");
         for (size_t i = 0; i < sizeof(raised) / sizeof(raised[0]); i++) {
             if (strcmp(raised[i].code, r->sqlstate) == 0) {
-                shop_fail(c, raised[i].err, msg);
+                shop_fail_ext(c, raised[i].err, msg, members);
                 return 0;
             }
         }
@@ -400,10 +402,17 @@ shop_begin(shop_ctx *c, shop_arena *a, const shop_settings *s, const shop_reques
         return;
     }
     c->route = m.route;
-    /* Undecodable parameters name nothing that could exist. */
+    /* Undecodable parameters name nothing that could exist. Handlers get
+     * them NUL-terminated, ready to be statement parameters. */
     for (int i = 0; i < m.nparams; i++) {
-        if (shop_pct_decode(a, m.params[i], 0, &c->params[i]) != 0) {
+        shop_str v;
+        if (shop_pct_decode(a, m.params[i], 0, &v) != 0) {
             shop_fail(c, SHOP_E_NOT_FOUND, "no such resource");
+            finalize(c);
+            return;
+        }
+        c->params[i] = (shop_str) { shop_strndup(a, v.p, v.n), v.n };
+        if (c->params[i].p == NULL) {
             finalize(c);
             return;
         }
@@ -413,6 +422,19 @@ shop_begin(shop_ctx *c, shop_arena *a, const shop_settings *s, const shop_reques
         if (e != SHOP_OK) {
             shop_fail(c, e, e == SHOP_E_UNAUTHORIZED ? "this needs the admin bearer token"
                                                       : "the token is not valid");
+            finalize(c);
+            return;
+        }
+    }
+    if (m.route->flags & SHOP_R_SIGNED) {
+        const char *why = NULL;
+        if (req->body_too_large) {
+            shop_fail(c, SHOP_E_PAYLOAD_TOO_LARGE, "the request body is larger than the limit");
+            finalize(c);
+            return;
+        }
+        if (!shop_auth_signature(s, a, req->signature, req->body, req->body_len, req->now_ms, &why)) {
+            shop_fail(c, SHOP_E_UNAUTHORIZED, why);
             finalize(c);
             return;
         }

@@ -13,6 +13,7 @@ typedef void (*shop_render_fn)(shop_ctx *c, const shop_result *r);
 #define SHOP_R_ADMIN        1   /* needs the admin bearer token */
 #define SHOP_R_JSON_BODY    2   /* takes a JSON object body (c->json) */
 #define SHOP_R_MERGE_PATCH  4   /* also accepts application/merge-patch+json */
+#define SHOP_R_SIGNED       8   /* needs a valid Shop-Signature over the raw body */
 
 typedef struct shop_route {
     shop_method     method;
