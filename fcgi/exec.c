@@ -1,0 +1,60 @@
+/* Runs a request's plan: every statement, in order, on one pooled
+ * connection. The PGresults stay with the caller until the response is
+ * written, because the render step reads rows straight out of them. */
+#include "shop_fcgi.h"
+
+#include <stdio.h>
+
+void
+fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, shop_result *results, PGresult **res,
+               int64_t *db_us)
+{
+    char msg[256];
+    PGconn *conn;
+    int64_t t0;
+
+    conn = fcgi_pool_acquire(p);
+
+    for (int i = 0; i < c->nqueries; i++) {
+        const shop_query *q = &c->queries[i];
+        const shop_statement *st = &shop_catalogue[q->stmt];
+
+        res[i] = NULL;
+        if (conn == NULL) {
+            shop_result_fail(&results[i], SHOP_DB_UNAVAILABLE);
+            continue;
+        }
+
+        t0 = fcgi_now_us();
+        res[i] = PQexecPrepared(conn, st->name, q->nparams, q->values, NULL, NULL, 0);
+        *db_us += fcgi_now_us() - t0;
+
+        if (PQstatus(conn) != CONNECTION_OK) {
+            fcgi_log(FCGI_LOG_ERROR, "request %.*s: statement %s: connection lost: %s",
+                     (int) c->request_id.n, c->request_id.p, st->name,
+                     fcgi_pg_message(PQerrorMessage(conn), msg, sizeof(msg)));
+            shop_result_fail(&results[i], SHOP_DB_UNAVAILABLE);
+            /* Release drops it; the next acquire makes a new one. */
+            fcgi_pool_release(p, conn);
+            conn = NULL;
+            continue;
+        }
+        if (res[i] == NULL) {
+            shop_result_fail(&results[i], SHOP_DB_ERROR);
+            continue;
+        }
+
+        shop_result_set(&results[i], res[i]);
+
+        /* Only the log may see what went wrong inside the database. */
+        if (results[i].status == SHOP_DB_ERROR) {
+            fcgi_log(FCGI_LOG_ERROR, "request %.*s: statement %s: %s",
+                     (int) c->request_id.n, c->request_id.p, st->name,
+                     fcgi_pg_message(PQresultErrorMessage(res[i]), msg, sizeof(msg)));
+        }
+    }
+
+    if (conn != NULL) {
+        fcgi_pool_release(p, conn);
+    }
+}

@@ -1,0 +1,97 @@
+/* One libpq connection: connect with the options the render step relies on,
+ * then prepare and check the whole catalogue, so a schema that drifted from
+ * the code is found before the first request uses it. */
+#include "shop_fcgi.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *
+fcgi_pg_message(const char *msg, char *out, size_t outlen)
+{
+    size_t n;
+
+    if (msg == NULL || msg[0] == '\0') {
+        msg = "unknown error";
+    }
+    n = strcspn(msg, "\n");
+    if (n >= outlen) {
+        n = outlen - 1;
+    }
+    memcpy(out, msg, n);
+    out[n] = '\0';
+    return out;
+}
+
+PGconn *
+fcgi_pg_connect(const shop_settings *s, const char *app, int64_t statement_timeout_ms,
+                char *err, size_t errlen)
+{
+    char options[160], msg[256];
+    PGconn *conn;
+
+    snprintf(options, sizeof(options), "%s -c statement_timeout=%lld", SHOP_PG_OPTIONS,
+             (long long) statement_timeout_ms);
+
+    /* Later keywords win over what the connection string sets: the string
+     * may choose application_name and connect_timeout, not the options the
+     * render step depends on. */
+    const char *const keys[] = {
+        "application_name", "connect_timeout", "dbname", "options", NULL
+    };
+    const char *const values[] = {
+        app, "2", s->database, options, NULL
+    };
+
+    conn = PQconnectdbParams(keys, values, 1);
+    if (conn == NULL) {
+        snprintf(err, errlen, "cannot connect: out of memory");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect: %s",
+                 fcgi_pg_message(PQerrorMessage(conn), msg, sizeof(msg)));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+int
+fcgi_pg_prepare(PGconn *conn, char *err, size_t errlen)
+{
+    char msg[256];
+    PGresult *res;
+    int rc;
+
+    for (int i = 0; i < SHOP_STMT_COUNT; i++) {
+        const shop_statement *st = &shop_catalogue[i];
+
+        res = PQprepare(conn, st->name, st->sql, 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = PQstatus(conn) == CONNECTION_OK ? FCGI_PG_WRONG : FCGI_PG_DOWN;
+            snprintf(err, errlen, "statement %s: PREPARE failed: %s", st->name,
+                     fcgi_pg_message(res ? PQresultErrorMessage(res) : PQerrorMessage(conn),
+                                     msg, sizeof(msg)));
+            PQclear(res);
+            return rc;
+        }
+        PQclear(res);
+
+        res = PQdescribePrepared(conn, st->name);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = PQstatus(conn) == CONNECTION_OK ? FCGI_PG_WRONG : FCGI_PG_DOWN;
+            snprintf(err, errlen, "statement %s: describe failed: %s", st->name,
+                     fcgi_pg_message(res ? PQresultErrorMessage(res) : PQerrorMessage(conn),
+                                     msg, sizeof(msg)));
+            PQclear(res);
+            return rc;
+        }
+        rc = shop_catalogue_check(st, res, err, errlen);
+        PQclear(res);
+        if (rc != 0) {
+            return FCGI_PG_WRONG;
+        }
+    }
+    return 0;
+}
