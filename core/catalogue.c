@@ -57,6 +57,21 @@ static const shop_column stock_cols[] = {
     { "warehouse", SHOP_OID_TEXT }, { "sku", SHOP_OID_TEXT }, { "quantity", SHOP_OID_INT4 },
 };
 
+static const shop_column warehouse_stock_cols[SHOP_WS_NCOLS] = {
+    [SHOP_WS_SKU]      = { "sku", SHOP_OID_TEXT },
+    [SHOP_WS_KNOWN]    = { "known", SHOP_OID_BOOL },
+    [SHOP_WS_QUANTITY] = { "quantity", SHOP_OID_INT4 },
+};
+
+static const shop_column event_cols[SHOP_E_NCOLS] = {
+    [SHOP_E_COL_ID]    = { "id", SHOP_OID_INT8 },
+    [SHOP_E_COL_TYPE]  = { "type", SHOP_OID_TEXT },
+    [SHOP_E_COL_TOPIC] = { "topic", SHOP_OID_TEXT },
+    [SHOP_E_COL_DATA]  = { "data", SHOP_OID_JSON },
+    [SHOP_E_COL_AT]    = { "created_at", SHOP_OID_TIMESTAMPTZ },
+    [SHOP_E_COL_READY] = { "ready", SHOP_OID_BOOL },
+};
+
 #define ORDER_COLS \
     "id, status, total_cents, currency, customer_email, version, created_at, updated_at, " \
     "line_sku, line_quantity, line_unit_price_cents, line_warehouse, seq, replayed"
@@ -168,6 +183,28 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         "SELECT " ORDER_COLS " FROM shop.apply_payment_event($1::text, $2::text, $3::uuid,"
         " $4::text, $5::text[], $6::text[], $7::bigint, $8::text)",
         8, COLS(order_cols) },
+
+    /* One warehouse's part of the stock check: $1 warehouse, $2 skus. It
+     * first waits the warehouse's simulated latency_ms. */
+    [SHOP_STMT_WAREHOUSE_STOCK] = {
+        "warehouse_stock",
+        "SELECT w.sku, p.id IS NOT NULL AS known, coalesce(s.quantity, 0) AS quantity"
+        " FROM shop.warehouse_delay($1::text) d"
+        " CROSS JOIN unnest($2::text[]) WITH ORDINALITY AS w (sku, i)"
+        " LEFT JOIN shop.products p ON p.sku = w.sku"
+        " LEFT JOIN shop.stock s ON s.product_id = p.id AND s.warehouse = $1::text"
+        " ORDER BY w.i",
+        2, COLS(warehouse_stock_cols) },
+
+    /* Events after $1, at most $2, oldest first. `ready`: every transaction
+     * that could still commit a smaller id has ended (see shop.emit), so a
+     * reader delivers the leading ready rows and waits for the rest. */
+    [SHOP_STMT_EVENTS_AFTER] = {
+        "events_after",
+        "SELECT id, type, topic, data, created_at,"
+        " horizon <= pg_snapshot_xmin(pg_current_snapshot()) AS ready"
+        " FROM shop.events WHERE id > $1::bigint ORDER BY id LIMIT $2::integer",
+        2, COLS(event_cols) },
 };
 
 int

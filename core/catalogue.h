@@ -27,6 +27,8 @@ typedef enum {
     SHOP_STMT_ORDER_LIST,
     SHOP_STMT_ORDER_TRANSITION,
     SHOP_STMT_PAYMENT_EVENT,
+    SHOP_STMT_WAREHOUSE_STOCK,
+    SHOP_STMT_EVENTS_AFTER,
     SHOP_STMT_COUNT
 } shop_stmt_id;
 
@@ -73,6 +75,13 @@ enum {
     SHOP_O_LINE_UNIT_PRICE, SHOP_O_LINE_WAREHOUSE, SHOP_O_SEQ, SHOP_O_REPLAYED,
     SHOP_O_NCOLS
 };
+
+/* Columns of warehouse_stock: one row per requested sku, in request order. */
+enum { SHOP_WS_SKU, SHOP_WS_KNOWN, SHOP_WS_QUANTITY, SHOP_WS_NCOLS };
+
+/* Columns of events_after. */
+enum { SHOP_E_COL_ID, SHOP_E_COL_TYPE, SHOP_E_COL_TOPIC, SHOP_E_COL_DATA, SHOP_E_COL_AT,
+       SHOP_E_COL_READY, SHOP_E_NCOLS };
 
 /* Columns of warehouse statements. */
 enum { SHOP_W_CODE, SHOP_W_NAME, SHOP_W_LATENCY_MS, SHOP_W_CREATED, SHOP_W_NCOLS };

@@ -27,6 +27,9 @@ void shop_warehouse_put_render(shop_ctx *c, const shop_result *r);
 void shop_stock_put_plan(shop_ctx *c);
 void shop_stock_put_render(shop_ctx *c, const shop_result *r);
 
+void shop_stock_check_plan(shop_ctx *c);
+void shop_stock_check_render(shop_ctx *c, const shop_result *r);
+
 void shop_order_place_plan(shop_ctx *c);
 void shop_order_place_render(shop_ctx *c, const shop_result *r);
 void shop_order_get_plan(shop_ctx *c);
@@ -35,6 +38,8 @@ void shop_order_list_plan(shop_ctx *c);
 void shop_order_list_render(shop_ctx *c, const shop_result *r);
 void shop_order_transition_plan(shop_ctx *c);
 void shop_order_transition_render(shop_ctx *c, const shop_result *r);
+
+void shop_events_plan(shop_ctx *c);
 
 void shop_webhook_plan(shop_ctx *c);
 void shop_webhook_render(shop_ctx *c, const shop_result *r);

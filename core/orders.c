@@ -1,5 +1,6 @@
 /* Orders: place (with Idempotency-Key), read, list, and move through the
  * state machine (order_state.c). */
+#include <stdio.h>
 #include <string.h>
 
 #include "conditional.h"

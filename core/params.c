@@ -93,3 +93,15 @@ shop_sha256_hex(shop_arena *a, const char *data, size_t n)
     out[2 * sizeof(d)] = '\0';
     return out;
 }
+
+int64_t
+shop_parse_int(const char *s)
+{
+    int neg = *s == '-';
+    int64_t v = 0;
+
+    for (s += neg; *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (*s - '0');
+    }
+    return neg ? -v : v;
+}

@@ -15,6 +15,9 @@ const char *shop_pg_int_array(shop_arena *a, const int64_t *items, int n);
 /* 1 when s is a UUID (8-4-4-4-12 hex digits); *out is its lower-case form. */
 int shop_uuid_parse(shop_arena *a, shop_str s, const char **out);
 
+/* A decimal integer as PostgreSQL prints one (trusted input). */
+int64_t shop_parse_int(const char *s);
+
 /* Lower-case hex SHA-256 of data. */
 const char *shop_sha256_hex(shop_arena *a, const char *data, size_t n);
 

@@ -1,5 +1,7 @@
 #include "problem.h"
 
+#include <stddef.h>
+
 static const shop_err_info shop_err_table[SHOP_ERR_COUNT] = {
     [SHOP_OK]                       = { 200, "ok",                     "OK" },
     [SHOP_E_BAD_REQUEST]            = { 400, "bad-request",            "Bad request" },
@@ -25,4 +27,24 @@ shop_err_info_of(shop_err e)
         e = SHOP_E_INTERNAL;
     }
     return &shop_err_table[e];
+}
+
+const char *
+shop_status_reason(int status)
+{
+    static const struct { int status; const char *reason; } reasons[] = {
+        { 101, "Switching Protocols" }, { 200, "OK" }, { 201, "Created" }, { 204, "No Content" },
+        { 304, "Not Modified" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+        { 403, "Forbidden" }, { 404, "Not Found" }, { 405, "Method Not Allowed" },
+        { 409, "Conflict" }, { 412, "Precondition Failed" }, { 413, "Content Too Large" },
+        { 415, "Unsupported Media Type" }, { 422, "Unprocessable Content" },
+        { 500, "Internal Server Error" }, { 503, "Service Unavailable" },
+    };
+
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status) {
+            return reasons[i].reason;
+        }
+    }
+    return "Unknown";
 }

@@ -30,6 +30,9 @@ typedef struct {
 
 const shop_err_info *shop_err_info_of(shop_err e);
 
+/* The reason phrase both front-ends send with a status (RFC 9110). */
+const char *shop_status_reason(int status);
+
 #define SHOP_PROBLEM_BASE "https://shop.example/problems/"
 
 #endif

@@ -19,11 +19,15 @@ const shop_route shop_routes[] = {
     { SHOP_PUT,    "/warehouses/{code}", ADMIN_JSON, shop_warehouse_put_plan, shop_warehouse_put_render },
     { SHOP_PUT,    "/warehouses/{code}/stock/{sku}", ADMIN_JSON, shop_stock_put_plan, shop_stock_put_render },
 
+    { SHOP_POST,   "/stock/check",    SHOP_R_JSON_BODY, shop_stock_check_plan, shop_stock_check_render },
+
     { SHOP_POST,   "/orders",         SHOP_R_JSON_BODY, shop_order_place_plan, shop_order_place_render },
     { SHOP_GET,    "/orders",         SHOP_R_ADMIN, shop_order_list_plan, shop_order_list_render },
     { SHOP_GET,    "/orders/{id}",    0, shop_order_get_plan, shop_order_get_render },
     { SHOP_POST,   "/orders/{id}/transitions", ADMIN_JSON,
       shop_order_transition_plan, shop_order_transition_render },
+
+    { SHOP_GET,    "/events",         0, shop_events_plan, NULL },
 
     { SHOP_POST,   "/webhooks/payments", SHOP_R_SIGNED | SHOP_R_JSON_BODY,
       shop_webhook_plan, shop_webhook_render },

@@ -57,6 +57,11 @@ typedef struct shop_request {
     shop_str     idempotency_key;
     shop_str     last_event_id;
     shop_str     signature;       /* Shop-Signature */
+    shop_str     upgrade;         /* Upgrade, Connection, Sec-WebSocket-Key and -Version */
+    shop_str     connection;
+    shop_str     ws_key;
+    shop_str     ws_version;
+    int          can_upgrade;     /* the front-end can switch to WebSocket (the module) */
     /* The body, complete, unless body_too_large. */
     int          has_body;        /* Content-Length or chunked */
     int          body_too_large;  /* over settings->body_limit: not read */
@@ -64,14 +69,21 @@ typedef struct shop_request {
     size_t       body_len;
     shop_str     fresh_id;        /* a new random id (32 hex) for X-Request-Id */
     int64_t      now_ms;          /* wall clock, milliseconds since the epoch */
+    /* The warehouse codes the front-end knows (refreshed from the
+     * warehouse_list statement), for the stock check's fan-out. */
+    const char *const *warehouses;
+    int          nwarehouses;
 } shop_request;
 
-/* Where a statement runs. */
-#define SHOP_TARGET_PRIMARY  0
+/* Where a statement runs: the shop's database, or the database of
+ * warehouse i of shop_request.warehouses (by default the shop's too). */
+#define SHOP_TARGET_PRIMARY       0
+#define SHOP_TARGET_WAREHOUSE(i)  (1 + (i))
 
 typedef struct shop_query {
     shop_stmt_id  stmt;
     int           target;
+    int           deadline_ms;    /* > 0: answer SHOP_DB_TIMEOUT after this long */
     int           nparams;
     const char   *values[SHOP_MAX_PARAMS];   /* text format; NULL is SQL NULL */
 } shop_query;
@@ -107,12 +119,26 @@ typedef struct { const char *name; shop_str value; } shop_header;
 
 #define SHOP_MAX_HEADERS 8
 
+/* GET /events answers with a stream the front-end keeps open. */
+typedef enum {
+    SHOP_STREAM_NONE = 0,
+    SHOP_STREAM_SSE,
+    SHOP_STREAM_WEBSOCKET
+} shop_stream_kind;
+
+typedef struct {
+    shop_stream_kind kind;
+    unsigned         topics;      /* SHOP_TOPIC_* bits (events.h) */
+    int64_t          after;       /* replay retained events with a larger id; -1: live only */
+} shop_stream;
+
 typedef struct shop_response {
     int          status;
     shop_str     content_type;    /* empty: no body */
     shop_header  headers[SHOP_MAX_HEADERS];
     int          nheaders;        /* headers[0] is always X-Request-Id */
     shop_str     body;
+    shop_stream  stream;          /* kind != NONE: headers now, then events */
 } shop_response;
 
 struct shop_route;

@@ -192,46 +192,6 @@ fcgi_request_body(shop_request *req, shop_arena *a, FCGX_Request *rq, const shop
     }
 }
 
-static const char *
-fcgi_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default:  return "Unknown";
-    }
-}
-
 static void
 fcgi_put(FCGX_Stream *out, const char *p, size_t n)
 {
@@ -266,7 +226,7 @@ fcgi_response_write(FCGX_Stream *out, const shop_response *r, int head)
     char line[96];
     int n, bodyless = r->status == 204 || r->status == 304 || r->status < 200;
 
-    n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, fcgi_reason(r->status));
+    n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, shop_status_reason(r->status));
     fcgi_put(out, line, (size_t) n);
 
     if (r->content_type.n > 0 && fcgi_header_safe(r->content_type)) {
