@@ -43,6 +43,15 @@ const shop_setting shop_setting_table[] = {
     { "event_retention", "SHOP_EVENT_RETENTION", "shop_event_retention", SHOP_SET_MSEC, SHOP_SET_BOTH,
       "24h", 60000, 366LL * 24 * 3600 * 1000, F(event_retention_ms),
       "events older than this are deleted" },
+    { "max_streams", "SHOP_MAX_STREAMS", "shop_max_subscribers", SHOP_SET_INT, SHOP_SET_BOTH,
+      "64", 1, 1000000, F(max_streams),
+      "open event streams per process (fcgi: each holds a thread) or per worker; past it: 503" },
+    { "stream_buffer", "SHOP_STREAM_BUFFER", "shop_subscriber_buffer", SHOP_SET_SIZE, SHOP_SET_BOTH,
+      "256k", 4096, 64 * 1024 * 1024, F(stream_buffer),
+      "unsent bytes a subscriber may fall behind before it is dropped (it resumes by id)" },
+    { "warehouse_pool_size", "SHOP_WAREHOUSE_POOL_SIZE", "shop_warehouse_pool_size", SHOP_SET_INT, SHOP_SET_BOTH,
+      "4", 1, 64, F(warehouse_pool_size),
+      "connections per warehouse database of the stock check (per process or worker)" },
 };
 
 const size_t shop_setting_count = sizeof(shop_setting_table) / sizeof(shop_setting_table[0]);

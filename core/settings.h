@@ -34,6 +34,9 @@ typedef struct shop_settings {
     int64_t     body_limit;
     int64_t     stock_deadline_ms;
     int64_t     event_retention_ms;
+    int64_t     max_streams;
+    int64_t     stream_buffer;
+    int64_t     warehouse_pool_size;
 
     /* Loaded by the front-end from the files above, never from the command line. */
     const char *admin_token;
