@@ -43,9 +43,12 @@ const shop_setting shop_setting_table[] = {
     { "event_retention", "SHOP_EVENT_RETENTION", "shop_event_retention", SHOP_SET_MSEC, SHOP_SET_BOTH,
       "24h", 60000, 366LL * 24 * 3600 * 1000, F(event_retention_ms),
       "events older than this are deleted" },
-    { "max_streams", "SHOP_MAX_STREAMS", "shop_max_subscribers", SHOP_SET_INT, SHOP_SET_BOTH,
-      "64", 1, 1000000, F(max_streams),
-      "open event streams per process (fcgi: each holds a thread) or per worker; past it: 503" },
+    { "max_streams", "SHOP_MAX_STREAMS", NULL, SHOP_SET_INT, SHOP_SET_FCGI,
+      "64", 1, 10000, F(max_streams),
+      "open event streams of one shop-fcgi process (each holds a thread); past it: 503" },
+    { "max_subscribers", NULL, "shop_max_subscribers", SHOP_SET_INT, SHOP_SET_MODULE,
+      "10000", 1, 1000000, F(max_subscribers),
+      "open event streams per nginx worker; past it: 503" },
     { "stream_buffer", "SHOP_STREAM_BUFFER", "shop_subscriber_buffer", SHOP_SET_SIZE, SHOP_SET_BOTH,
       "256k", 4096, 64 * 1024 * 1024, F(stream_buffer),
       "unsent bytes a subscriber may fall behind before it is dropped (it resumes by id)" },
@@ -71,7 +74,7 @@ const shop_setting *
 shop_setting_by_env(const char *env)
 {
     for (size_t i = 0; i < shop_setting_count; i++) {
-        if (strcmp(shop_setting_table[i].env, env) == 0) {
+        if (shop_setting_table[i].env != NULL && strcmp(shop_setting_table[i].env, env) == 0) {
             return &shop_setting_table[i];
         }
     }

@@ -35,6 +35,7 @@ typedef struct shop_settings {
     int64_t     stock_deadline_ms;
     int64_t     event_retention_ms;
     int64_t     max_streams;
+    int64_t     max_subscribers;
     int64_t     stream_buffer;
     int64_t     warehouse_pool_size;
 
