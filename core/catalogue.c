@@ -63,6 +63,14 @@ static const shop_column warehouse_stock_cols[SHOP_WS_NCOLS] = {
     [SHOP_WS_QUANTITY] = { "quantity", SHOP_OID_INT4 },
 };
 
+static const shop_column events_head_cols[] = {
+    { "id", SHOP_OID_INT8 },
+};
+
+static const shop_column events_prune_cols[] = {
+    { "deleted", SHOP_OID_INT8 },
+};
+
 static const shop_column event_cols[SHOP_E_NCOLS] = {
     [SHOP_E_COL_ID]    = { "id", SHOP_OID_INT8 },
     [SHOP_E_COL_TYPE]  = { "type", SHOP_OID_TEXT },
@@ -205,6 +213,27 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         " horizon <= pg_snapshot_xmin(pg_current_snapshot()) AS ready"
         " FROM shop.events WHERE id > $1::bigint ORDER BY id LIMIT $2::integer",
         2, COLS(event_cols) },
+
+    /* Where a live-only reader starts: the last id of the ready prefix (0
+     * when there is none). Readiness is prefix-closed, so no event at or
+     * below it can still appear. */
+    [SHOP_STMT_EVENTS_HEAD] = {
+        "events_head",
+        "SELECT coalesce((SELECT id FROM shop.events"
+        " WHERE horizon <= pg_snapshot_xmin(pg_current_snapshot())"
+        " ORDER BY id DESC LIMIT 1), 0)::bigint AS id",
+        0, COLS(events_head_cols) },
+
+    /* Retention: deletes at most $2 events older than $1 milliseconds;
+     * SKIP LOCKED lets several processes prune at once without waiting. */
+    [SHOP_STMT_EVENTS_PRUNE] = {
+        "events_prune",
+        "WITH d AS (DELETE FROM shop.events WHERE id IN"
+        " (SELECT id FROM shop.events"
+        "  WHERE created_at < clock_timestamp() - $1::bigint * interval '1 millisecond'"
+        "  LIMIT $2::integer FOR UPDATE SKIP LOCKED) RETURNING 1)"
+        " SELECT count(*)::bigint AS deleted FROM d",
+        2, COLS(events_prune_cols) },
 };
 
 int
