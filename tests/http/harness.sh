@@ -233,7 +233,10 @@ run_suite() {
         esac
     done < <(timeout 900 python3 "$SRC/tests/http/suite.py" "${SUITE_ARGS[@]}" "$@" 2>&1 | tee "$T/suite-$label.out"
              echo "${PIPESTATUS[0]}" >"$rcfile")
-    local rc; rc=$(cat "$rcfile" 2>/dev/null || echo '?')
+    # The status is written just after the output ends: give it a moment.
+    local rc i=0
+    while [ ! -s "$rcfile" ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    rc=$(cat "$rcfile" 2>/dev/null || echo '?')
     # suite.py exits 1 when a case failed (already counted); anything else is a crash.
     case "$rc" in
         0|1) ;;
