@@ -49,10 +49,11 @@ b64val(char c)
 int
 shop_cursor_decode(shop_arena *a, char kind, shop_str s, shop_str *key)
 {
-    unsigned char raw[160];
+    unsigned char raw[162];
     size_t n = 0;
 
-    if (s.n < 4 || s.n > 200 || s.n % 4 == 1) {
+    /* The longest cursor shop_cursor_encode() makes: 160 bytes, 214 characters. */
+    if (s.n < 4 || s.n > 214 || s.n % 4 == 1) {
         return -1;
     }
     for (size_t i = 0; i < s.n; i += 4) {

@@ -301,6 +301,9 @@ sane_request_id(shop_str id)
 static int
 media_type_ok(shop_str ct, int merge_patch)
 {
+    if (ct.n == 0) {
+        return 0;
+    }
     const char *semi = memchr(ct.p, ';', ct.n);
     shop_str type = shop_str_trim((shop_str) { ct.p, semi ? (size_t) (semi - ct.p) : ct.n });
 
@@ -367,6 +370,7 @@ finalize(shop_ctx *c)
     if (!c->arena->failed) {
         return;
     }
+    c->nqueries = 0;   /* never run a plan whose answer is already lost */
     c->err = SHOP_E_INTERNAL;
     c->resp.status = 500;
     c->resp.content_type = problem_type;
@@ -497,8 +501,13 @@ shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us)
     shop_buf_adds(&b, c->resp.status >= 500 ? "\"error\"" : "\"info\"");
     shop_buf_adds(&b, ",\"request_id\":");
     shop_buf_add_json(&b, c->request_id.p, c->request_id.n);
-    shop_buf_adds(&b, ",\"method\":");
-    shop_buf_add_json(&b, method.p, method.n > 16 ? 16 : method.n);
+    /* A method is a token; anything else in it is shown as '?'. */
+    shop_buf_adds(&b, ",\"method\":\"");
+    for (size_t i = 0; i < method.n && i < 16; i++) {
+        char ch = method.p[i];
+        shop_buf_addc(&b, ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? ch : '?');
+    }
+    shop_buf_addc(&b, '"');
     shop_buf_adds(&b, ",\"route\":");
     shop_buf_add_jsons(&b, shop_route_name(c));
     shop_buf_adds(&b, ",\"status\":");

@@ -116,8 +116,10 @@ hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
     return 0;
 }
 
+/* A key may not hold \u0000: json-c cuts keys there, so "name\u0000x"
+ * would arrive as "name". */
 static int
-scan_string(shop_scan *s)
+scan_string(shop_scan *s, int key)
 {
     s->p++;   /* the opening quote */
     while (s->p < s->end) {
@@ -140,6 +142,9 @@ scan_string(shop_scan *s)
                     return fail(s, "a \\u escape needs four hex digits");
                 }
                 s->p += 6;
+                if (u == 0 && key) {
+                    return fail(s, "an object key holds a NUL character");
+                }
                 if (u >= 0xdc00 && u <= 0xdfff) {
                     return fail(s, "a string holds a lone surrogate");
                 }
@@ -264,7 +269,7 @@ scan_container(shop_scan *s, int depth, int object)
             if (s->p >= s->end || *s->p != '"') {
                 return fail(s, "invalid JSON: an object key must be a string");
             }
-            if (scan_string(s) != 0) {
+            if (scan_string(s, 1) != 0) {
                 return -1;
             }
             skip_ws(s);
@@ -307,7 +312,7 @@ scan_value(shop_scan *s, int depth)
     switch (*s->p) {
     case '{': return scan_container(s, depth + 1, 1);
     case '[': return scan_container(s, depth + 1, 0);
-    case '"': return scan_string(s);
+    case '"': return scan_string(s, 0);
     case 't': return scan_literal(s, "true");
     case 'f': return scan_literal(s, "false");
     case 'n': return scan_literal(s, "null");
@@ -390,6 +395,11 @@ shop_json_parse(shop_arena *a, const char *text, size_t len, const char **why)
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     struct json_object *root = json_tokener_parse_ex(tok, text, (int) len);
     enum json_tokener_error e = json_tokener_get_error(tok);
+    if (e == json_tokener_continue) {
+        /* A bare number at the very end: json-c waits for a terminator. */
+        root = json_tokener_parse_ex(tok, "", 1);
+        e = json_tokener_get_error(tok);
+    }
     json_tokener_free(tok);
     if (root == NULL && e != json_tokener_success) {
         *why = "invalid JSON";

@@ -232,7 +232,10 @@ derive_slug(shop_arena *a, const char *name, const char *sku)
                 ch = (char) (ch - 'A' + 'a');
             }
             if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) {
-                if (dash && n > 0 && n < 99) {
+                if (dash && n > 0) {
+                    if (n >= 99) {
+                        break;   /* no room for a dash and a character */
+                    }
                     out[n++] = '-';
                 }
                 dash = 0;

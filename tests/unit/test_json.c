@@ -106,10 +106,9 @@ test_big_numbers(void **state)
     OK("[0.000000000000000000000000000000000000000000000001]");
 }
 
-/* BUG (core/json_strict.c, shop_json_parse): json-c is given exactly len
- * bytes, so a top-level number or literal never ends for it
- * (json_tokener_continue) and valid JSON is refused as "invalid JSON";
- * json_strict.h promises the body `null` gives NULL with *why NULL. */
+/* Regression: a top-level number or literal is valid JSON, though json-c
+ * waits for more input after it (json_tokener_continue); the body `null`
+ * gives NULL with *why NULL. */
 static void
 test_top_level_scalars(void **state)
 {
