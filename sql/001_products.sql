@@ -114,6 +114,9 @@ DECLARE
     n integer := 1;
 BEGIN
     IF p_slug_derived THEN
+        -- Creates deriving the same slug queue here; each then sees the
+        -- suffixes the others committed.
+        PERFORM pg_advisory_xact_lock(hashtextextended('shop.slug:' || p_slug, 0));
         WHILE EXISTS (SELECT 1 FROM shop.products WHERE slug = v_slug) LOOP
             n := n + 1;
             v_slug := left(p_slug, 100 - length(n::text) - 1) || '-' || n;
