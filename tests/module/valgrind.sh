@@ -1,0 +1,183 @@
+#!/bin/bash
+# The module under valgrind memcheck: a throwaway PostgreSQL, nginx with
+# `master_process off; daemon off;` under valgrind, a mix of requests (every
+# route of the catalogue, errors, bodies over the limit, chunked bodies,
+# client aborts on a locked row, a database restart), then a graceful stop.
+# Passes when valgrind reports no invalid reads or writes and no definite
+# leaks. Slow (a minute or two): `make valgrind-module` runs it.
+#
+#   tests/module/valgrind.sh MODULE.so [WORKDIR]
+#
+# Needs root or a user that can run PostgreSQL (tests/lib.sh), valgrind,
+# curl and psql. SHOP_SRCDIR: the source tree (default: this script's).
+
+set -u
+
+so=$(readlink -f "${1:?usage: $0 MODULE.so [WORKDIR]}")
+here=$(cd "$(dirname "$0")" && pwd)
+SHOP_SRCDIR=${SHOP_SRCDIR:-$(cd "$here/../.." && pwd)}
+SHOP_BUILDDIR=${SHOP_BUILDDIR:-$(dirname "$(dirname "$so")")}
+. "$SHOP_SRCDIR/tests/lib.sh"
+
+work=${2:-$(mktemp -d /tmp/shop-vg.XXXXXX)}
+mkdir -p "$work/ngx/logs" "$work/ngx/tmp"
+chmod 755 "$work"
+
+command -v valgrind >/dev/null || { echo "Bail out! valgrind is not installed"; exit 1; }
+
+n=0
+failed=0
+ok() {
+    local cond=$1; shift
+    n=$((n + 1))
+    if [ "$cond" = 0 ]; then echo "ok $n - $*"; else echo "not ok $n - $*"; failed=$((failed + 1)); fi
+}
+
+vg_pid=
+cleanup() {
+    [ -n "$vg_pid" ] && kill -KILL "$vg_pid" 2>/dev/null
+    [ -n "${lock_pid:-}" ] && kill "$lock_pid" 2>/dev/null
+    shop_pg_stop "$work/pg" >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+echo "1..6"
+
+read -r pg_port ngx_port < <(shop_free_ports 2 | tr '\n' ' ')
+shop_pg_start "$work/pg" "$pg_port" >/dev/null 2>&1 || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+shop_createdb shop >/dev/null
+for f in "$SHOP_SRCDIR"/sql/[0-9]*.sql; do
+    shop_psql shop -1 -f "$f" >/dev/null || { echo "Bail out! $f failed"; exit 1; }
+done
+shop_psql shop -v n=200 -f "$SHOP_SRCDIR/sql/seed.sql" >/dev/null
+export PGHOST=$SHOP_PG_SOCKDIR PGPORT=$SHOP_PG_PORT PGUSER=shop PGDATABASE=shop
+
+shop_write_secret "$work/token"
+token=$(tr -d '\n' <"$work/token")
+
+cat >"$work/ngx/nginx.conf" <<EOF
+load_module $so;
+master_process off;
+daemon off;
+worker_processes 1;
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/logs/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/ngx/tmp/body;
+    proxy_temp_path $work/ngx/tmp/proxy;
+    fastcgi_temp_path $work/ngx/tmp/fastcgi;
+    uwsgi_temp_path $work/ngx/tmp/uwsgi;
+    scgi_temp_path $work/ngx/tmp/scgi;
+    shop_database "host=$SHOP_PG_SOCKDIR port=$SHOP_PG_PORT user=shop dbname=shop";
+    shop_admin_token_file $work/token;
+    shop_pool_size 2;
+    shop_body_limit 64k;
+    server {
+        listen 127.0.0.1:$ngx_port;
+        location / { shop; }
+        location /tiny/ { shop; shop_pool_size 1; shop_pool_queue 1 300ms; }
+    }
+}
+EOF
+
+valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,possible \
+    --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30 \
+    --suppressions="$here/valgrind.supp" \
+    --log-file="$work/valgrind.log" \
+    "$SHOP_NGINX" -p "$work/ngx" -c "$work/ngx/nginx.conf" >"$work/nginx.out" 2>&1 &
+vg_pid=$!
+
+u=http://127.0.0.1:$ngx_port
+shop_wait_http "$u/readyz" 60 "$vg_pid" 2>/dev/null
+ok $? "nginx with the module runs under valgrind and answers /readyz"
+
+auth="Authorization: Bearer $token"
+json='Content-Type: application/json'
+req() { curl -s -o /dev/null -w '%{http_code}\n' "$@"; }
+
+: >"$work/codes"
+{
+    for i in $(seq 20); do
+        req "$u/healthz"; req "$u/readyz"; req "$u/products/$i"; req "$u/products/product-$i"
+        req "$u/products?limit=5&after=$(printf 'p:%s' "$i" | base64)"
+        req "$u/products?q=product&category=books&limit=3"
+        req -I "$u/products/$i"; req -X OPTIONS "$u/products"; req -X PUT "$u/products"
+        req "$u/nope"; req "$u/products/x-$i" -H 'If-None-Match: "1"'
+    done
+    for i in $(seq 10); do
+        req -X POST "$u/products" -H "$auth" -H "$json" \
+            -d "{\"sku\":\"VG-$i\",\"name\":\"Valgrind $i\",\"price_cents\":$i,\"currency\":\"EUR\"}"
+        req -X POST "$u/products" -H "$auth" -H "$json" -H 'Transfer-Encoding: chunked' \
+            -d "{\"sku\":\"VGC-$i\",\"name\":\"Valgrind chunked $i\",\"price_cents\":$i,\"currency\":\"EUR\"}"
+        req -X PATCH "$u/products/valgrind-$i" -H "$auth" -H 'Content-Type: application/merge-patch+json' \
+            -H 'If-Match: "1"' -d '{"price_cents":999}'
+        req -X PATCH "$u/products/valgrind-$i" -H "$auth" -H "$json" -H 'If-Match: "1"' -d '{"price_cents":1}'
+        req -X DELETE "$u/products/valgrind-$i" -H "$auth"
+        req -X DELETE "$u/products/valgrind-chunked-$i" -H "$auth"
+        req -X POST "$u/products" -H "$auth" -H "$json" -d '{"sku":"","bogus":1}'
+        req -X POST "$u/products" -H "$auth" -H "$json" -d '{"a":'
+        req -X POST "$u/products" -H "$json" -d '{}'
+        head -c 100000 /dev/zero | tr '\0' 'a' | req -X POST "$u/products" -H "$auth" -H "$json" --data-binary @-
+        head -c 100000 /dev/zero | tr '\0' 'a' | req -X POST "$u/products" -H "$auth" -H "$json" \
+            -H 'Transfer-Encoding: chunked' --data-binary @-
+    done
+} >>"$work/codes"
+bad=$(grep -cvE '^(200|201|204|304|400|401|404|405|409|412|413|415|422)$' "$work/codes")
+ok "$bad" "$(wc -l <"$work/codes") requests of every kind answered as the API says ($bad unexpected)"
+
+# clients that give up while their statement waits for a row lock; then
+# more requests than the small pool holds
+mkfifo "$work/lock.in"
+psql -X -q <"$work/lock.in" >/dev/null 2>&1 &
+lock_pid=$!
+exec 7>"$work/lock.in"
+echo "BEGIN; SELECT id FROM shop.products WHERE id = 1 FOR UPDATE;" >&7
+sleep 0.5
+pids=
+for i in $(seq 6); do
+    req -m 0.5 -X PATCH "$u/products/1" -H "$auth" -H "$json" -d '{"price_cents":5}' >/dev/null &
+    pids="$pids $!"
+done
+for i in $(seq 40); do
+    req -m 5 -X PATCH "$u/tiny/products/1" -H "$auth" -H "$json" -d '{"price_cents":6}' >>"$work/tiny" &
+    pids="$pids $!"
+done
+sleep 1.5
+echo "COMMIT;" >&7
+exec 7>&-
+wait $pids
+wait "$lock_pid"; lock_pid=
+[ "$(grep -c 503 "$work/tiny")" -ge 1 ] && [ "$(req "$u/products/1")" = 200 ]
+ok $? "client aborts and an exhausted pool: the pool recovers"
+
+# the database goes away and comes back
+shop_pg_stop "$work/pg" >/dev/null 2>&1
+down=$(req "$u/products/2")
+shop_pg_start "$work/pg" "$pg_port" >/dev/null 2>&1
+up=000
+for i in $(seq 100); do up=$(req "$u/readyz"); [ "$up" = 200 ] && break; sleep 0.1; done
+[ "$down" = 503 ] && [ "$up" = 200 ] && [ "$(req "$u/products/2")" = 200 ]
+ok $? "database restart: $down while down, $up after"
+
+kill -QUIT "$vg_pid"
+for i in $(seq 300); do kill -0 "$vg_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$vg_pid" 2>/dev/null; then
+    kill -KILL "$vg_pid"
+fi
+wait "$vg_pid" 2>/dev/null
+vg_pid=
+
+errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$work/valgrind.log" | tail -n 1)
+[ "${errors:-x}" = 0 ]
+ok $? "valgrind: ${errors:-no} errors (invalid reads, writes, uses of uninitialised values)"
+grep -A 25 -E 'Invalid (read|write)|uninitialised|definitely lost in' "$work/valgrind.log" | head -n 60 | sed 's/^/#   /'
+
+definite=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/p' "$work/valgrind.log" | tail -n 1)
+[ "${definite:-0}" = 0 ]
+ok $? "valgrind: definitely lost ${definite:-0} bytes"
+grep -E 'definitely lost|indirectly lost|possibly lost|still reachable|ERROR SUMMARY' "$work/valgrind.log" | sed 's/^/# /'
+echo "# valgrind log: $work/valgrind.log"
+
+[ "$failed" = 0 ]
