@@ -349,6 +349,54 @@ th_products_seq(th_env *e, int n)
     return th_products(e, n, rows);
 }
 
+PGresult *
+th_pg_stmt(th_env *e, shop_stmt_id stmt)
+{
+    const shop_statement *st = &shop_catalogue[stmt];
+    const char *names[32];
+    Oid types[32];
+
+    assert_true(st->ncols <= 32);
+    for (int i = 0; i < st->ncols; i++) {
+        names[i] = st->cols[i].name;
+        types[i] = st->cols[i].type;
+    }
+    return th_pg(e, st->ncols, names, types);
+}
+
+th_order
+th_order_default(void)
+{
+    th_order o = { {
+        [SHOP_O_ID] = TH_ORDER_ID,
+        [SHOP_O_STATUS] = "pending",
+        [SHOP_O_TOTAL_CENTS] = "3998",
+        [SHOP_O_CURRENCY] = "EUR",
+        [SHOP_O_EMAIL] = "ann@example.com",
+        [SHOP_O_VERSION] = "1",
+        [SHOP_O_CREATED_AT] = "2026-11-22 23:34:02.123456+00",
+        [SHOP_O_UPDATED_AT] = "2026-11-23 08:00:00+00",
+        [SHOP_O_LINE_SKU] = "TEE-RED-M",
+        [SHOP_O_LINE_QUANTITY] = "2",
+        [SHOP_O_LINE_UNIT_PRICE] = "1999",
+        [SHOP_O_LINE_WAREHOUSE] = "north",
+        [SHOP_O_SEQ] = "7",
+        [SHOP_O_REPLAYED] = "f",
+    } };
+    return o;
+}
+
+PGresult *
+th_orders(th_env *e, int n, const th_order *rows)
+{
+    PGresult *res = th_pg_stmt(e, SHOP_STMT_ORDER_GET);
+
+    for (int r = 0; r < n; r++) {
+        th_pg_row(res, rows[r].v);
+    }
+    return res;
+}
+
 shop_result
 th_ok(const PGresult *res)
 {

@@ -99,6 +99,17 @@ PGresult   *th_products(th_env *e, int n, const th_product *rows);
 /* n products with ids 1..n. */
 PGresult   *th_products_seq(th_env *e, int n);
 
+/* An empty result with the columns (catalogue names and types) of stmt. */
+PGresult   *th_pg_stmt(th_env *e, shop_stmt_id stmt);
+
+#define TH_ORDER_ID "0b5e2c9a-3f4d-4e6b-9a7c-1d2e3f4a5b6c"
+typedef struct { const char *v[SHOP_O_NCOLS]; } th_order;
+/* One line of order TH_ORDER_ID: pending, 2 x TEE-RED-M at 1999 from
+ * north, total 3998 EUR, version 1, seq 7, not replayed (see helpers.c). */
+th_order    th_order_default(void);
+/* An order statement's result (the order once per line). */
+PGresult   *th_orders(th_env *e, int n, const th_order *rows);
+
 shop_result th_ok(const PGresult *res);
 shop_result th_db(shop_db_status status);
 shop_result th_raised(const char *sqlstate, const char *message);
