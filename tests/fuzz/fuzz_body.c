@@ -82,7 +82,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.signature = flags & F_SIGNATURE ? fz_copy(&m, sig)
                                         : fz_sign(&m, body.p, body.n, req.now_ms);
 
-    fz_run(&m.arena, &s, &req, fail);
+    fz_run(&m.arena, &s, &req, shop_cstr(routes[route].method), fail);
     fz_mem_free(&m);
     return 0;
 }

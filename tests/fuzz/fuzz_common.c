@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 
 #include "json_strict.h"
+#include "metrics.h"
 
 void
 fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
@@ -305,9 +306,26 @@ fz_check_response(const shop_ctx *c, int planned)
     }
 }
 
-void
-fz_run(shop_arena *a, const shop_settings *s, const shop_request *req, unsigned fail)
+/* The log line: a strict JSON object on one line. */
+static void
+check_log_line(shop_ctx *c, shop_str method)
 {
+    shop_str line = shop_log_line(c, method, 1234, 567);
+    shop_response r = { 0 };
+
+    for (size_t i = 0; i < line.n; i++) {
+        FZ_ASSERT(line.p[i] != '\n' && line.p[i] != '\r', "a line break in the log line");
+    }
+    r.body = line;
+    r.status = 200;
+    r.content_type = SHOP_STR("application/json");
+    check_json_body(&r);
+}
+
+void
+fz_run(shop_arena *a, const shop_settings *s, const shop_request *req, shop_str method, unsigned fail)
+{
+    static shop_metrics_counters metrics;   /* 48 KiB: not on the stack */
     static const shop_db_status failures[] = {
         SHOP_DB_UNIQUE, SHOP_DB_FOREIGN_KEY, SHOP_DB_CHECK, SHOP_DB_RAISED,
         SHOP_DB_RETRY, SHOP_DB_TIMEOUT, SHOP_DB_UNAVAILABLE, SHOP_DB_ERROR,
@@ -336,5 +354,11 @@ fz_run(shop_arena *a, const shop_settings *s, const shop_request *req, unsigned 
         fz_check_response(&c, 0);
         free(res);
     }
+    check_log_line(&c, method);
+    int route = shop_metrics_route_index(&c);
+    FZ_ASSERT(route >= 0 && route < SHOP_METRICS_ROUTES, "metrics route index %d", route);
+    FZ_ASSERT(c.route == NULL || shop_routes[route].tmpl == c.route->tmpl, "metrics route %d is not %s",
+              route, c.route->tmpl);
+    shop_metrics_observe(&metrics, route, (unsigned) req->method, c.resp.status, 1234, 567, c.nqueries > 0);
     shop_release(&c);
 }

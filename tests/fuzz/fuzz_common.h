@@ -94,7 +94,10 @@ void fz_check_response(const shop_ctx *c, int planned);
 
 /* Runs the whole request path: shop_begin, the oracles, then (when a plan
  * was made) shop_finish with every statement failed as `fail` says
- * (SHOP_DB_OK is never fabricated), the oracles again, shop_release. */
-void fz_run(shop_arena *a, const shop_settings *s, const shop_request *req, unsigned fail);
+ * (SHOP_DB_OK is never fabricated), the oracles again; then the log line
+ * (one JSON object, whatever the method bytes) and the metrics counters,
+ * and shop_release. `method` is the method as the client sent it. */
+void fz_run(shop_arena *a, const shop_settings *s, const shop_request *req, shop_str method,
+            unsigned fail);
 
 #endif

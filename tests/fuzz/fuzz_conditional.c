@@ -131,7 +131,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.body = b.p;
         req.body_len = b.n;
     }
-    fz_run(&m.arena, &s, &req, sel >> 2);
+    fz_run(&m.arena, &s, &req, shop_cstr(routes[r].method), sel >> 2);
     free(l);
     fz_mem_free(&m);
     return 0;

@@ -120,7 +120,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         check_param(&m, req.query, names[i]);
     }
-    fz_run(&m.arena, &s, &req, sel >> 3);
+    fz_run(&m.arena, &s, &req, SHOP_STR("GET"), sel >> 3);
     fz_mem_free(&m);
     return 0;
 }

@@ -136,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    fz_run(&m.arena, &s, &req, flags >> 4);
+    fz_run(&m.arena, &s, &req, method.n == 1 ? shop_cstr(meth) : fz_copy(&m, method), flags >> 4);
     fz_mem_free(&m);
     return 0;
 }
