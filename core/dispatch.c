@@ -78,7 +78,12 @@ shop_fail_ext(shop_ctx *c, shop_err e, const char *detail, shop_str members)
 
     switch (e) {
     case SHOP_E_UNAUTHORIZED:
-        shop_header_add(c, "WWW-Authenticate", SHOP_STR("Bearer realm=\"shop\""));
+        /* The admin's scheme, unless the route named its own (the webhook's). */
+        if (!(c->route != NULL && (c->route->flags & SHOP_R_SIGNED))) {
+            shop_header_add(c, "WWW-Authenticate", SHOP_STR("Bearer realm=\"shop\""));
+        } else {
+            shop_header_add(c, "WWW-Authenticate", SHOP_STR("Shop-Signature"));
+        }
         break;
     case SHOP_E_UNAVAILABLE:
         shop_header_add(c, "Retry-After", SHOP_STR("1"));

@@ -57,11 +57,12 @@ shop_events_plan(shop_ctx *c)
         break;
     }
 
-    /* A front-end that cannot switch protocols ignores Upgrade (RFC 9110 7.8). */
-    if (req->can_upgrade && req->upgrade.n) {
+    /* Upgrades other than to WebSocket (h2c, ...), and any upgrade on a
+     * front-end that cannot switch protocols, are ignored (RFC 9110 7.8). */
+    if (req->can_upgrade && has_token(req->upgrade, "websocket")) {
         char accept[29];
-        if (!has_token(req->upgrade, "websocket") || !has_token(req->connection, "upgrade")) {
-            shop_fail(c, SHOP_E_BAD_REQUEST, "only an upgrade to websocket is supported");
+        if (!has_token(req->connection, "upgrade")) {
+            shop_fail(c, SHOP_E_BAD_REQUEST, "a WebSocket upgrade needs Connection: Upgrade");
             return;
         }
         if (!shop_str_eq(shop_str_trim(req->ws_version), "13")) {

@@ -78,12 +78,13 @@ parse_event(shop_ctx *c, shop_payment_event *ev)
         shop_fail(c, SHOP_E_BAD_REQUEST, "type must be payment.succeeded, payment.failed or refund.created");
         return -1;
     }
-    const char *t = json_object_get_string(type);
-    if (strcmp(t, "payment.succeeded") == 0) {
+    /* By length too: a type holding \u0000 is no known type. */
+    shop_str t = { json_object_get_string(type), (size_t) json_object_get_string_len(type) };
+    if (shop_str_eq(t, "payment.succeeded")) {
         ev->kind = SHOP_PAYMENT_SUCCEEDED;
-    } else if (strcmp(t, "payment.failed") == 0) {
+    } else if (shop_str_eq(t, "payment.failed")) {
         ev->kind = SHOP_PAYMENT_FAILED;
-    } else if (strcmp(t, "refund.created") == 0) {
+    } else if (shop_str_eq(t, "refund.created")) {
         ev->kind = SHOP_REFUND_CREATED;
     } else {
         shop_fail(c, SHOP_E_BAD_REQUEST, "type must be payment.succeeded, payment.failed or refund.created");
