@@ -217,6 +217,8 @@ done
 # ------------------------------------------------------------------ suite
 
 SUITE_ARGS=(--token-file "$TOKEN_FILE" --body-limit "$BODY_LIMIT_BYTES" --pool-size 4)
+# orders.py (issue 4): the payment webhook cases sign their requests with the secret shop-fcgi reads.
+SUITE_ARGS+=(--webhook-secret-file "$SECRET_FILE")
 for t in "${TARGETS[@]}"; do SUITE_ARGS+=(--target "$t"); done
 
 # run_suite LABEL ARGS...: suite.py's TAP, renumbered into ours.

@@ -4,9 +4,11 @@ rules as data, run against every front-end given with --target, as TAP.
 
     suite.py --target fcgi=http://127.0.0.1:8081 [--target module=URL ...]
              --token-file var/admin.token [--body-limit 65536]
+             [--webhook-secret-file var/webhook.secret]
              [--phase main|outage-down|outage-up]
 
-Python 3 standard library only. The database checks (the bad-input table
+Python 3 standard library only; the machinery (TAP, HTTP, psql, the case
+runner and the convention checks) is in shoptest.py. The database checks (the bad-input table
 must change nothing; list walks compared with the table) use psql with the
 usual PGHOST/PGPORT/PGUSER/PGDATABASE environment; without PGHOST they are
 skipped. tests/http/harness.sh runs this under `make check`.
@@ -19,9 +21,11 @@ Sections of --phase main, each run against every target in turn:
               problem+json, leak nothing, and leave the database unchanged
   AFTER       deletes (they need what BAD refers to still present)
   CONCURRENT  races: one sku, one If-Match, one derived slug
+  ORDERS      orders.py: warehouses, stock levels, orders, the state
+              machine, the payment webhook (sections in its docstring)
   PARITY      (two or more targets) the same requests everywhere; status,
               Content-Type, ETag presence, problem type and the masked
-              bodies must be equal
+              bodies must be equal (then orders.py's parity table)
 
 Every response is also checked against the conventions: exactly one
 X-Request-Id; application/json; charset=utf-8 on success bodies;
@@ -67,536 +71,16 @@ RFC 9110 API expects:
 """
 
 import argparse
-import http.client
 import json
-import os
 import random
-import re
-import socket
 import string
-import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 
-TS_RE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
-SLUG_RE = re.compile(r'^[a-z0-9-]{1,100}$')
-PRODUCT_KEYS = {'id', 'sku', 'slug', 'name', 'category', 'description', 'price_cents',
-                'currency', 'version', 'created_at', 'updated_at'}
-PROBLEM_TYPES = {
-    400: {'bad-request'}, 401: {'unauthorized'}, 403: {'forbidden'}, 404: {'not-found'},
-    405: {'method-not-allowed'}, 409: {'conflict', 'insufficient-stock', 'invalid-transition'},
-    412: {'precondition-failed'}, 413: {'payload-too-large'}, 415: {'unsupported-media-type'},
-    422: {'validation'}, 500: {'internal'}, 503: {'unavailable'},
-}
-LEAKS = ['SELECT', 'ERROR:', 'shop.', '/usr/', '/tmp/', 'pq', 'violates']
-DROP = object()          # pbody(field=DROP) leaves the field out
-NO_CT = object()         # 'ctype': NO_CT sends a body without Content-Type
-
-
-# ----------------------------------------------------------------------- TAP
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-        self.lock = threading.Lock()
-
-    def result(self, name, errors, diag=()):
-        name = name.replace('#', 'no.').replace('\n', ' ')
-        with self.lock:
-            self.n += 1
-            if errors:
-                self.failed += 1
-                print('not ok %d - %s' % (self.n, name))
-                for e in errors:
-                    for line in str(e).splitlines() or ['']:
-                        print('#   ' + line)
-                for d in diag:
-                    for line in str(d).splitlines():
-                        print('#     ' + line)
-            else:
-                print('ok %d - %s' % (self.n, name))
-            sys.stdout.flush()
-
-    def skip(self, name, why):
-        with self.lock:
-            self.n += 1
-            print('ok %d - %s # SKIP %s' % (self.n, name, why))
-            sys.stdout.flush()
-
-    def diag(self, text):
-        for line in text.splitlines():
-            print('# ' + line)
-        sys.stdout.flush()
-
-
-# ---------------------------------------------------------------------- HTTP
-
-class Target:
-    def __init__(self, spec):
-        if '=' not in spec:
-            raise SystemExit('--target NAME=URL, got %r' % spec)
-        self.name, url = spec.split('=', 1)
-        u = urllib.parse.urlsplit(url)
-        if u.scheme != 'http' or not u.hostname:
-            raise SystemExit('only http://host:port[/prefix] targets: %r' % url)
-        self.host, self.port = u.hostname, u.port or 80
-        self.prefix = u.path.rstrip('/')
-        self.url = url.rstrip('/')
-
-
-class Resp:
-    def __init__(self, status, headers, body, elapsed):
-        self.status = status
-        self.headers = headers            # [(name, value)], as received
-        self.body = body or b''
-        self.elapsed = elapsed
-        self.json = None
-        self.json_error = None
-        if self.body:
-            try:
-                self.json = json.loads(self.body.decode('utf-8'))
-            except (ValueError, UnicodeDecodeError) as e:
-                self.json_error = str(e)
-
-    def all(self, name):
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-    def h(self, name):
-        v = self.all(name)
-        return v[0] if v else None
-
-    def media(self):
-        ct = self.h('Content-Type')
-        return ct.split(';')[0].strip().lower() if ct else None
-
-    def summary(self, limit=600):
-        hs = ''.join('%s: %s\n' % kv for kv in self.headers)
-        body = self.body.decode('utf-8', 'replace')
-        if len(body) > limit:
-            body = body[:limit] + '... (%d bytes)' % len(self.body)
-        return 'got %d\n%s\n%s' % (self.status, hs.rstrip(), body)
-
-
-def send(tg, method, path, headers=(), body=None, chunked=False, raw_lines=None, timeout=15):
-    """One request on a fresh connection. headers: [(name, str|bytes)]."""
-    target = tg.prefix + path
-    t0 = time.monotonic()
-    if raw_lines is not None:
-        return send_raw(tg, method, target, headers, body, raw_lines, timeout, t0)
-    conn = http.client.HTTPConnection(tg.host, tg.port, timeout=timeout)
-    try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        for k, v in headers:
-            conn.putheader(k, v)
-        if body is not None and chunked:
-            conn.putheader('Transfer-Encoding', 'chunked')
-        elif body is not None:
-            conn.putheader('Content-Length', str(len(body)))
-        conn.endheaders()
-        try:
-            if body is not None and chunked:
-                for i in range(0, len(body), 8192):
-                    part = body[i:i + 8192]
-                    conn.send(b'%x\r\n%s\r\n' % (len(part), part))
-                conn.send(b'0\r\n\r\n')
-            elif body:
-                conn.send(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass                       # the server answered early; read that answer
-        r = conn.getresponse()
-        data = r.read()
-        return Resp(r.status, r.getheaders(), data, time.monotonic() - t0)
-    finally:
-        conn.close()
-
-
-def send_raw(tg, method, target, headers, body, raw_lines, timeout, t0):
-    """A request written byte by byte: header lines http.client refuses."""
-    head = ['%s %s HTTP/1.1' % (method, target), 'Host: %s:%d' % (tg.host, tg.port)]
-    out = '\r\n'.join(head).encode() + b'\r\n'
-    for k, v in headers:
-        out += k.encode() + b': ' + (v if isinstance(v, bytes) else v.encode('latin-1')) + b'\r\n'
-    for line in raw_lines:
-        out += line + b'\r\n'
-    if body is not None:
-        out += b'Content-Length: %d\r\n' % len(body)
-    out += b'Connection: close\r\n\r\n' + (body or b'')
-    s = socket.create_connection((tg.host, tg.port), timeout=timeout)
-    try:
-        s.sendall(out)
-        r = http.client.HTTPResponse(s, method=method)
-        r.begin()
-        data = r.read()
-        return Resp(r.status, r.getheaders(), data, time.monotonic() - t0)
-    finally:
-        s.close()
-
-
-# ------------------------------------------------------------------ database
-
-class Db:
-    """psql through the PG* environment; None when there is no database."""
-    SNAPSHOT = (
-        "SELECT concat_ws(' ',"
-        " (SELECT count(*) FROM shop.products),"
-        " (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM shop.products t),"
-        " (SELECT count(*) FROM shop.events),"
-        " (SELECT md5(coalesce(string_agg(e::text, ',' ORDER BY id), '')) FROM shop.events e),"
-        " (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY product_id, warehouse), ''))"
-        "  FROM shop.stock s))")
-
-    @staticmethod
-    def open():
-        if not os.environ.get('PGHOST'):
-            return None
-        return Db()
-
-    def query(self, sql):
-        r = subprocess.run(['psql', '-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1', '-c', sql],
-                           capture_output=True, text=True, timeout=30)
-        if r.returncode != 0:
-            raise RuntimeError('psql: %s' % r.stderr.strip())
-        return [line for line in r.stdout.splitlines() if line != '']
-
-    def snapshot(self):
-        return self.query(self.SNAPSHOT)[0]
-
-    def ids(self, where):
-        return [int(x) for x in self.query('SELECT id FROM shop.products WHERE %s ORDER BY id' % where)]
-
-
-# ------------------------------------------------------------- substitution
-
-VAR_RE = re.compile(r'\{\{(#?)(\w+)\}\}')
-
-
-class Missing(Exception):
-    pass
-
-
-def subst(obj, vars):
-    """Replaces {{name}} (and '{{#name}}' as a whole string: an int) in
-    strings, bytes, dict keys and values, lists."""
-    if isinstance(obj, str):
-        m = VAR_RE.fullmatch(obj)
-        if m and m.group(1) == '#':
-            if m.group(2) not in vars:
-                raise Missing(m.group(2))
-            return int(vars[m.group(2)])
-
-        def rep(m):
-            if m.group(2) not in vars:
-                raise Missing(m.group(2))
-            return str(vars[m.group(2)])
-        return VAR_RE.sub(rep, obj)
-    if isinstance(obj, bytes):
-        return subst(obj.decode('latin-1'), vars).encode('latin-1') if b'{{' in obj else obj
-    if isinstance(obj, dict):
-        return {subst(k, vars): subst(v, vars) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(subst(v, vars) for v in obj)
-    return obj
-
-
-# ------------------------------------------------------------------- checks
-
-def subset_errors(want, got, where='body'):
-    """want is a subset of got: dicts by key, lists element-wise (same length),
-    scalars equal with the same JSON type (1 is not true, 1 is not 1.0)."""
-    if isinstance(want, dict):
-        if not isinstance(got, dict):
-            return ['%s: expected an object, got %r' % (where, got)]
-        errs = []
-        for k, v in want.items():
-            if k not in got:
-                errs.append('%s: missing key %r' % (where, k))
-            else:
-                errs += subset_errors(v, got[k], '%s.%s' % (where, k))
-        return errs
-    if isinstance(want, list):
-        if not isinstance(got, list) or len(got) != len(want):
-            return ['%s: expected %r, got %r' % (where, want, got)]
-        errs = []
-        for i, (w, g) in enumerate(zip(want, got)):
-            errs += subset_errors(w, g, '%s[%d]' % (where, i))
-        return errs
-    if type(want) is not type(got) or want != got:
-        return ['%s: expected %r, got %r' % (where, want, got)]
-    return []
-
-
-def leak_errors(body):
-    text = body.decode('utf-8', 'replace').replace('shop.example', '')
-    return ['body leaks internals: contains %r' % w for w in LEAKS if w in text]
-
-
-def problem_errors(r, suffix=None):
-    errs = []
-    if r.media() != 'application/problem+json':
-        errs.append('Content-Type %r, expected application/problem+json' % r.h('Content-Type'))
-    j = r.json
-    if not isinstance(j, dict):
-        return errs + ['problem body is not a JSON object (%s)' % (r.json_error or type(j).__name__)]
-    t = j.get('type')
-    allowed = {suffix} if suffix else PROBLEM_TYPES.get(r.status, set())
-    if not isinstance(t, str) or not any(t.endswith('/' + s) for s in allowed):
-        errs.append('type %r, expected one ending in /%s' % (t, '|'.join(sorted(allowed)) or '?'))
-    if not isinstance(j.get('title'), str) or not j.get('title'):
-        errs.append('title missing or empty')
-    if j.get('status') != r.status or type(j.get('status')) is not int:
-        errs.append('status member %r differs from the HTTP status %d' % (j.get('status'), r.status))
-    if not isinstance(j.get('detail'), str) or not j.get('detail'):
-        errs.append('detail missing or empty')
-    if 'errors' in j:
-        e = j['errors']
-        if not isinstance(e, list) or not all(isinstance(x, dict) and set(x) == {'field', 'message'}
-                                              and isinstance(x['field'], str)
-                                              and isinstance(x['message'], str) and x['message']
-                                              for x in e):
-            errs.append('errors must be a list of {"field","message"} objects, got %r' % (e,))
-    return errs + leak_errors(r.body)
-
-
-def timestamp_errors(obj, where='body'):
-    errs = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k.endswith('_at') and not (isinstance(v, str) and TS_RE.match(v)):
-                errs.append('%s.%s: %r is not a UTC RFC 3339 timestamp with milliseconds' % (where, k, v))
-            errs += timestamp_errors(v, '%s.%s' % (where, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            errs += timestamp_errors(v, '%s[%d]' % (where, i))
-    return errs
-
-
-def is_product(j):
-    return isinstance(j, dict) and 'sku' in j and 'price_cents' in j
-
-
-def product_errors(p, where='body'):
-    errs = []
-    if set(p) != PRODUCT_KEYS:
-        errs.append('%s: product fields %s, expected %s' % (where, sorted(p), sorted(PRODUCT_KEYS)))
-    types = {'id': int, 'sku': str, 'slug': str, 'name': str, 'category': str, 'description': str,
-             'price_cents': int, 'currency': str, 'version': int}
-    for k, t in types.items():
-        if k in p and type(p[k]) is not t:
-            errs.append('%s.%s: %r is not %s' % (where, k, p[k], t.__name__))
-    if isinstance(p.get('slug'), str) and not SLUG_RE.match(p['slug']):
-        errs.append('%s.slug %r breaks the slug rule' % (where, p['slug']))
-    if isinstance(p.get('currency'), str) and not re.fullmatch(r'[A-Z]{3}', p['currency']):
-        errs.append('%s.currency %r' % (where, p['currency']))
-    if isinstance(p.get('created_at'), str) and isinstance(p.get('updated_at'), str) \
-            and p['updated_at'] < p['created_at']:
-        errs.append('%s: updated_at before created_at' % where)
-    return errs
-
-
-def sane_rid(v):
-    return v is not None and 0 < len(v) <= 200 and re.fullmatch(r'[\x21-\x7e]+', v) and '"' not in v
-
-
-def convention_errors(c, r):
-    """What every response must satisfy, whatever the case expects."""
-    errs = []
-    rids = r.all('X-Request-Id')
-    if len(rids) != 1:
-        errs.append('expected exactly one X-Request-Id, got %r' % rids)
-    elif not sane_rid(rids[0]):
-        errs.append('X-Request-Id %r is not a sane id' % rids[0])
-    method = c['method']
-    if r.status >= 400:
-        errs += problem_errors(r)
-    elif r.status in (204, 304) or method == 'HEAD':
-        if r.body:
-            errs.append('%d/%s must have no body, got %d bytes' % (r.status, method, len(r.body)))
-    elif 200 <= r.status < 300:
-        ct = (r.h('Content-Type') or '').lower().replace(' ', '')
-        if ct != 'application/json;charset=utf-8':
-            errs.append('Content-Type %r, expected application/json; charset=utf-8' % r.h('Content-Type'))
-        if r.json is None:
-            errs.append('success body is not JSON: %s' % r.json_error)
-    if r.status == 401:
-        if not (r.h('WWW-Authenticate') or '').lower().startswith('bearer'):
-            errs.append('401 without WWW-Authenticate: Bearer (got %r)' % r.h('WWW-Authenticate'))
-    if r.status == 405 and not r.h('Allow'):
-        errs.append('405 without Allow')
-    if r.status == 503 and not r.h('Retry-After'):
-        errs.append('503 without Retry-After')
-    if r.json is not None:
-        errs += timestamp_errors(r.json)
-        if is_product(r.json):
-            errs += product_errors(r.json)
-            if 200 <= r.status < 300:
-                want = '"%s"' % r.json.get('version')
-                if r.h('ETag') != want:
-                    errs.append('ETag %r, expected %s (the version)' % (r.h('ETag'), want))
-        if isinstance(r.json, dict) and 'items' in r.json and 200 <= r.status < 300:
-            if set(r.json) != {'items', 'next'}:
-                errs.append('list keys %s, expected items and next' % sorted(r.json))
-            nxt = r.json.get('next')
-            if not (nxt is None or (isinstance(nxt, str) and nxt)):
-                errs.append('next must be null or a non-empty string, got %r' % (nxt,))
-            items = r.json.get('items')
-            if not isinstance(items, list):
-                errs.append('items is not a list')
-            else:
-                for i, p in enumerate(items):
-                    if is_product(p):
-                        errs += product_errors(p, 'items[%d]' % i)
-    return errs
-
-
-def expect_errors(c, r):
-    x = c.get('expect', {})
-    errs = []
-    want = x.get('status')
-    if want is not None and r.status not in (want if isinstance(want, tuple) else (want,)):
-        errs.append('status %d, expected %s' % (r.status, want))
-    if 'problem' in x:
-        errs += [e for e in problem_errors(r, x['problem']) if e.startswith('type')]
-    if 'fields' in x:
-        got = {e.get('field') for e in (r.json or {}).get('errors', []) if isinstance(e, dict)} \
-            if isinstance(r.json, dict) and isinstance(r.json.get('errors'), list) else set()
-        for f in x['fields']:
-            if f not in got:
-                errs.append('errors[] names no field %r (got %s)' % (f, sorted(got)))
-    if 'json' in x:
-        errs += subset_errors(x['json'], r.json)
-    if x.get('empty') and r.body:
-        errs.append('expected no body, got %d bytes' % len(r.body))
-    for name, v in x.get('headers', {}).items():
-        got = r.h(name)
-        if got is None:
-            errs.append('header %s missing' % name)
-        elif v is True:
-            pass
-        elif callable(v):
-            msg = v(got)
-            if msg:
-                errs.append('header %s: %s' % (name, msg))
-        elif got != v:
-            errs.append('header %s is %r, expected %r' % (name, got, v))
-    for name in x.get('absent', []):
-        if r.h(name) is not None:
-            errs.append('header %s should be absent, got %r' % (name, r.h(name)))
-    if 'allow' in x:
-        got = {m.strip().upper() for m in (r.h('Allow') or '').split(',') if m.strip()}
-        missing = set(x['allow']) - got
-        if missing:
-            errs.append('Allow %r lacks %s' % (r.h('Allow'), sorted(missing)))
-    if x.get('location'):
-        loc = r.h('Location') or ''
-        pid = r.json.get('id') if isinstance(r.json, dict) else None
-        if not loc.endswith('/products/%s' % pid):
-            errs.append('Location %r does not end with /products/%s' % (loc, pid))
-    if 'items' in x:
-        items = r.json.get('items') if isinstance(r.json, dict) else None
-        n = len(items) if isinstance(items, list) else None
-        if n != x['items']:
-            errs.append('%s items, expected %d' % (n, x['items']))
-    if 'max_seconds' in x and r.elapsed > x['max_seconds']:
-        errs.append('took %.2f s, expected at most %.1f s' % (r.elapsed, x['max_seconds']))
-    return errs
-
-
-# -------------------------------------------------------------------- runner
-
-class Ctx:
-    def __init__(self, tap, tg, token, db, body_limit, vars):
-        self.tap, self.tg, self.token, self.db = tap, tg, token, db
-        self.body_limit = body_limit
-        self.vars = vars
-
-
-def encode_body(body):
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode('utf-8')
-    return json.dumps(body, ensure_ascii=False).encode('utf-8')
-
-
-def build(ctx, case):
-    """The case with variables substituted, and its request."""
-    c = subst(case, ctx.vars)
-    if callable(c.get('body')):
-        c['body'] = c['body'](ctx)
-    headers = []
-    auth = c.get('auth')
-    if auth is True:
-        headers.append(('Authorization', 'Bearer ' + ctx.token))
-    body = encode_body(c['body']) if 'body' in c else None
-    ctype = c.get('ctype', 'application/json')
-    if body is not None and ctype is not NO_CT:
-        headers.append(('Content-Type', ctype))
-    for k, v in c.get('headers', {}).items():
-        headers.append((k, v))
-    return c, headers, body
-
-
-def label(ctx, c):
-    path = c['path'] if len(c['path']) <= 60 else c['path'][:57] + '...'
-    return '[%s] %s %s: %s' % (ctx.tg.name, c['method'], path, c['name'])
-
-
-def execute(ctx, case):
-    """Sends the case's request; returns (substituted case, Resp) or raises."""
-    c, headers, body = build(ctx, case)
-    r = send(ctx.tg, c['method'], c['path'], headers, body, chunked=c.get('chunked', False),
-             raw_lines=c.get('raw_lines'))
-    return c, r
-
-
-def run_case(ctx, case, extra_check=None):
-    """Runs one case and reports it; returns the response (or None)."""
-    try:
-        c = subst(case, ctx.vars)
-    except Missing as e:
-        ctx.tap.result('[%s] %s %s: %s' % (ctx.tg.name, case['method'], case['path'], case['name']),
-                       ['needs {{%s}}, which an earlier case did not provide' % e])
-        return None
-    name = label(ctx, c)
-    try:
-        c, r = execute(ctx, case)
-    except Exception as e:         # noqa: BLE001 - any failure to talk is a failed case
-        ctx.tap.result(name, ['request failed: %r' % e])
-        return None
-    errs = convention_errors(c, r) + expect_errors(c, r)
-    if 'check' in c:
-        try:
-            errs += c['check'](r, ctx) or []
-        except Exception as e:     # noqa: BLE001
-            errs.append('check raised %r' % e)
-    if extra_check:
-        errs += extra_check(r)
-    if not errs:
-        for var, how in c.get('save', {}).items():
-            try:
-                ctx.vars[var] = how(r) if callable(how) else save_value(r, how)
-            except (KeyError, TypeError, ValueError) as e:
-                errs.append('cannot save %s from %s: %r' % (var, how, e))
-    ctx.tap.result(name, errs, [r.summary()] if errs else [])
-    return r
-
-
-def save_value(r, how):
-    kind, key = how.split(':', 1)
-    if kind == 'json':
-        v = r.json[key]
-        if v is None:
-            raise ValueError('null')
-        return str(v)
-    if kind == 'header':
-        v = r.h(key)
-        if v is None:
-            raise KeyError(key)
-        return v
-    raise ValueError(how)
+from shoptest import (DROP, NO_CT, Ctx, Db, Resp, Tap, Target, convention_errors, encode_body, get,
+                      parallel, problem, run_case, run_parity, run_table, send, status, subst, tally)
+import orders
 
 
 # ---------------------------------------------------------------- the cases
@@ -608,10 +92,6 @@ def pbody(**over):
     return {k: v for k, v in b.items() if v is not DROP}
 
 
-def get(name, path, **kw):
-    return dict(name=name, method='GET', path=path, **kw)
-
-
 def post(name, body, **kw):
     kw.setdefault('auth', True)
     return dict(name=name, method='POST', path='/products', body=body, **kw)
@@ -620,14 +100,6 @@ def post(name, body, **kw):
 def patch(name, pid, body, **kw):
     kw.setdefault('auth', True)
     return dict(name=name, method='PATCH', path='/products/' + pid, body=body, **kw)
-
-
-def status(code, **kw):
-    return dict(status=code, **kw)
-
-
-def problem(code, ptype, **kw):
-    return dict(status=code, problem=ptype, **kw)
 
 
 def v422(name, body, fields, method='POST', path='/products'):
@@ -1144,11 +616,6 @@ PARITY = [
 
 # ------------------------------------------------------------------ sections
 
-def run_table(ctx, table):
-    for case in table:
-        run_case(ctx, case)
-
-
 def run_walk(ctx, name, query, limit, where):
     tg = ctx.tg
     query, where = subst(query, ctx.vars), subst(where, ctx.vars)
@@ -1225,30 +692,6 @@ def run_bad(ctx):
                        [] if last == first else ['snapshot before %s, after %s' % (first, last)])
 
 
-def parallel(n, fn):
-    out = [None] * n
-
-    def work(i):
-        try:
-            out[i] = fn(i)
-        except Exception as e:     # noqa: BLE001
-            out[i] = e
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
-
-
-def tally(results):
-    counts = {}
-    for r in results:
-        key = r.status if isinstance(r, Resp) else type(r).__name__
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 def run_concurrent(ctx):
     tg, P, tok = ctx.tg, ctx.vars['P'], ctx.token
     auth = [('Authorization', 'Bearer ' + tok), ('Content-Type', 'application/json')]
@@ -1300,57 +743,6 @@ def run_concurrent(ctx):
                    % (tg.name, n), [] if ok else ['got %s, slugs %s' % (c, sorted(map(str, slugs)))])
 
 
-def normalise(r, P):
-    """What parity compares: masked of ids, timestamps, cursors, the run prefix."""
-    def mask(v, key=None):
-        if isinstance(v, dict):
-            return {k: mask(x, k) for k, x in v.items()}
-        if isinstance(v, list):
-            return [mask(x) for x in v]
-        if key == 'id' and isinstance(v, int):
-            return '<id>'
-        if key and key.endswith('_at') and isinstance(v, str):
-            return '<time>'
-        if key == 'next' and isinstance(v, str):
-            return '<cursor>'
-        if isinstance(v, str):
-            return v.replace(P, '<P>')
-        return v
-    ptype = r.json.get('type') if isinstance(r.json, dict) and r.status >= 400 else None
-    allow = sorted(m.strip() for m in (r.h('Allow') or '').split(',') if m.strip())
-    loc = re.sub(r'\d+', '<id>', r.h('Location') or '')
-    return {'status': r.status, 'content-type': r.h('Content-Type'), 'etag': r.h('ETag') is not None,
-            'problem type': ptype, 'allow': allow, 'location': loc,
-            'www-authenticate': r.h('WWW-Authenticate'),
-            'body': mask(r.json) if r.json is not None else r.body.decode('utf-8', 'replace')}
-
-
-def run_parity(tap, ctxs):
-    if len(ctxs) < 2:
-        tap.skip('parity: the same requests on every front-end give the same answers',
-                 'one target only (%s)' % ctxs[0].tg.name)
-        return
-    for case in PARITY:
-        got = {}
-        for ctx in ctxs:
-            try:
-                c, r = execute(ctx, case)
-                for var, how in c.get('save', {}).items():
-                    ctx.vars[var] = save_value(r, how)
-                got[ctx.tg.name] = normalise(r, ctx.vars['P'])
-            except Exception as e:     # noqa: BLE001
-                got[ctx.tg.name] = {'error': repr(e)}
-        names = list(got)
-        ref = got[names[0]]
-        errs = []
-        for n in names[1:]:
-            for k in sorted(set(ref) | set(got[n])):
-                if ref.get(k) != got[n].get(k):
-                    errs.append('%s: %s=%r, %s=%r' % (k, names[0], ref.get(k), n, got[n].get(k)))
-        tap.result('parity: %s %s (%s): %s agree' % (case['method'], case['path'], case['name'],
-                                                      ' = '.join(names)), errs)
-
-
 def run_outage_down(ctx):
     """PostgreSQL is stopped: fast 503s, health still fine."""
     run_table(ctx, [
@@ -1397,12 +789,14 @@ def main():
     ap.add_argument('--body-limit', type=int, default=1 << 20, help="the server's body limit in bytes")
     ap.add_argument('--phase', default='main', choices=['main', 'outage-down', 'outage-up'])
     ap.add_argument('--pool-size', type=int, default=4)
+    ap.add_argument('--webhook-secret-file', help="the payment webhook's secret (orders.py's webhook cases)")
     args = ap.parse_args()
 
     with open(args.token_file, encoding='ascii') as f:
         token = f.read().strip()
     last = token[-1]
     token_off = token[:-1] + ('0' if last != '0' else '1')
+    secret = orders.read_secret(args.webhook_secret_file)
     db = Db.open()
     tap = Tap()
     run = ''.join(random.choice(string.ascii_lowercase + string.digits) for _ in range(5))
@@ -1413,7 +807,7 @@ def main():
         P = 't%d%s%s' % (i, run, random.choice(string.ascii_lowercase))
         P = (P + 'zzzzzzzz')[:8]
         vars = {'P': P, 'T': tg.name, 'token': token, 'token_off': token_off}
-        ctxs.append(Ctx(tap, tg, token, db, args.body_limit, vars))
+        ctxs.append(Ctx(tap, tg, token, db, args.body_limit, vars, secret))
     if db is None:
         tap.diag('PGHOST is not set: database comparisons are skipped')
 
@@ -1431,8 +825,10 @@ def main():
         run_bad(ctx)
         run_table(ctx, AFTER)
         run_concurrent(ctx)
+        orders.run(ctx)
     if args.phase == 'main':
-        run_parity(tap, ctxs)
+        run_parity(tap, ctxs, PARITY)
+        orders.run_parity(tap, ctxs)
     print('1..%d' % tap.n)
     return 1 if tap.failed else 0
 
