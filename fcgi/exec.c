@@ -1,25 +1,44 @@
-/* Runs a request's plan: every statement, in order, on one pooled
- * connection. The PGresults stay with the caller until the response is
- * written, because the render step reads rows straight out of them. */
+/* Runs a request's plan: every statement for the shop's database, in
+ * order, on one pooled connection; statements for warehouses go to the
+ * fan-out (fanout.c), all at once. The PGresults stay with the caller
+ * until the response is written, because the render step reads rows
+ * straight out of them. */
 #include "shop_fcgi.h"
 
 #include <stdio.h>
 
 void
-fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, shop_result *results, PGresult **res,
-               int64_t *db_us)
+fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, const fcgi_warehouses *wh,
+               shop_result *results, PGresult **res, int64_t *db_us)
 {
     char msg[256];
-    PGconn *conn;
+    PGconn *conn = NULL;
     int64_t t0;
+    int primary = 0, remote = 0;
 
-    conn = fcgi_pool_acquire(p);
+    for (int i = 0; i < c->nqueries; i++) {
+        res[i] = NULL;
+        if (c->queries[i].target == SHOP_TARGET_PRIMARY) {
+            primary++;
+        } else {
+            remote++;
+        }
+    }
+    if (remote > 0) {
+        fcgi_fanout_exec(c, wh != NULL ? wh->targets : NULL, wh != NULL ? wh->n : 0,
+                         results, res, db_us);
+    }
+    if (primary > 0) {
+        conn = fcgi_pool_acquire(p);
+    }
 
     for (int i = 0; i < c->nqueries; i++) {
         const shop_query *q = &c->queries[i];
         const shop_statement *st = &shop_catalogue[q->stmt];
 
-        res[i] = NULL;
+        if (q->target != SHOP_TARGET_PRIMARY) {
+            continue;
+        }
         if (conn == NULL) {
             shop_result_fail(&results[i], SHOP_DB_UNAVAILABLE);
             continue;

@@ -219,12 +219,13 @@ fcgi_header_safe(shop_str v)
     return memchr(v.p, '\r', v.n) == NULL && memchr(v.p, '\n', v.n) == NULL;
 }
 
-/* FCGX_FPrintF has no %zu and its own printf engine: snprintf + PutStr. */
+/* The status line and the headers, without the blank line. FCGX_FPrintF has
+ * no %zu and its own printf engine: snprintf + PutStr. */
 static void
-fcgi_response_write(FCGX_Stream *out, const shop_response *r, int head)
+fcgi_response_headers(FCGX_Stream *out, const shop_response *r)
 {
     char line[96];
-    int n, bodyless = r->status == 204 || r->status == 304 || r->status < 200;
+    int n;
 
     n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, shop_status_reason(r->status));
     fcgi_put(out, line, (size_t) n);
@@ -245,6 +246,22 @@ fcgi_response_write(FCGX_Stream *out, const shop_response *r, int head)
         fcgi_put(out, h->value.p, h->value.n);
         fcgi_puts(out, "\r\n");
     }
+}
+
+void
+fcgi_response_head(FCGX_Stream *out, const shop_response *r)
+{
+    fcgi_response_headers(out, r);
+    fcgi_puts(out, "\r\n");
+}
+
+static void
+fcgi_response_write(FCGX_Stream *out, const shop_response *r, int head)
+{
+    char line[96];
+    int n, bodyless = r->status == 204 || r->status == 304 || r->status < 200;
+
+    fcgi_response_headers(out, r);
     if (!bodyless) {
         n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
                      (unsigned long long) r->body.n);
@@ -279,7 +296,17 @@ fcgi_response_oom(FCGX_Stream *out, shop_str request_id)
     fcgi_put(out, body, sizeof(body) - 1);
 }
 
-void
+/* A warehouse this process just created joins the stock check at once. */
+static void
+fcgi_request_after(const shop_ctx *c, const shop_request *req)
+{
+    if (req->method == SHOP_PUT && (c->resp.status == 200 || c->resp.status == 201)
+        && strcmp(shop_route_name(c), "/warehouses/{code}") == 0 && c->params[0].n > 0) {
+        fcgi_registry_added(c->params[0].p, c->params[0].n);
+    }
+}
+
+int
 fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
 {
     shop_str params[P_COUNT];
@@ -290,7 +317,10 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     shop_ctx c;
     shop_result *results = NULL;
     PGresult **res = NULL;
+    fcgi_warehouses *wh;
     int64_t t0, db_us = 0;
+    fcgi_sse *stream = NULL;
+    int streaming = 0;
 
     t0 = fcgi_now_us();
     shop_arena_init(&arena, fcgi_blocks_grow, &w->blocks);
@@ -316,8 +346,17 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     fcgi_rid_next(&w->rid, fresh);
     req.fresh_id = (shop_str) { fresh, 32 };
     req.now_ms = fcgi_wall_ms();
+    wh = fcgi_registry_get();
+    if (wh != NULL) {
+        req.warehouses = wh->codes;
+        req.nwarehouses = wh->n;
+    }
 
     shop_begin(&c, &arena, w->settings, &req);
+
+    if (c.nqueries == 0 && c.resp.stream.kind == SHOP_STREAM_SSE) {
+        stream = fcgi_sse_prepare(&c, rq, w->settings, w->pool);
+    }
 
     if (c.nqueries > 0) {
         results = shop_calloc(&arena, (size_t) c.nqueries * sizeof(shop_result));
@@ -326,10 +365,11 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     if (c.nqueries > 0 && (results == NULL || res == NULL)) {
         fcgi_response_oom(rq->out, c.request_id);
         res = NULL;
-    } else {
+    } else if (stream == NULL) {
         if (c.nqueries > 0) {
-            fcgi_exec_plan(w->pool, &c, results, res, &db_us);
+            fcgi_exec_plan(w->pool, &c, wh, results, res, &db_us);
             shop_finish(&c, results);
+            fcgi_request_after(&c, &req);
         }
         fcgi_response_write(rq->out, &c.resp, req.method == SHOP_HEAD);
     }
@@ -346,5 +386,12 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     for (int i = 0; res != NULL && i < c.nqueries; i++) {
         PQclear(res[i]);
     }
+    fcgi_registry_put(wh);
     fcgi_blocks_reset(&w->blocks);
+    /* Only now: the stream's thread may end rq, and with it the parameters
+     * the log line above read. */
+    if (stream != NULL) {
+        streaming = fcgi_sse_start(stream);
+    }
+    return streaming;
 }

@@ -1,5 +1,8 @@
-/* Serving: check the database once, then N threads accept on fd 0 (the
- * socket spawn-fcgi hands over) until a signal stops them. */
+/* Serving: check the database once, start the background threads (the
+ * warehouse registry and the stock check's connections, the event hub,
+ * retention), then N threads accept on fd 0 (the socket spawn-fcgi hands
+ * over) until a signal stops them. An event stream moves to a thread of its
+ * own, so a request thread is never held by one. */
 #include "shop_fcgi.h"
 
 #include <errno.h>
@@ -18,15 +21,26 @@ static void *
 fcgi_worker_run(void *arg)
 {
     fcgi_worker *w = arg;
-    FCGX_Request rq;
+    FCGX_Request *rq = NULL;
     int rc;
 
     fcgi_rid_seed(&w->rid);
-    FCGX_InitRequest(&rq, 0, 0);
 
     for ( ;; ) {
+        if (rq == NULL) {
+            /* On the heap: a stream's thread takes the request over. */
+            rq = malloc(sizeof(*rq));
+            if (rq == NULL) {
+                if (fcgi_stop_wait(100)) {
+                    break;
+                }
+                continue;
+            }
+            FCGX_InitRequest(rq, 0, 0);
+        }
+
         pthread_mutex_lock(&fcgi_accept_lock);
-        rc = fcgi_stopping() ? -1 : FCGX_Accept_r(&rq);
+        rc = fcgi_stopping() ? -1 : FCGX_Accept_r(rq);
         pthread_mutex_unlock(&fcgi_accept_lock);
 
         if (rc < 0) {
@@ -40,11 +54,17 @@ fcgi_worker_run(void *arg)
             continue;
         }
 
-        fcgi_request_handle(w, &rq);
-        FCGX_Finish_r(&rq);
+        if (fcgi_request_handle(w, rq)) {
+            rq = NULL;
+        } else {
+            FCGX_Finish_r(rq);
+        }
     }
 
-    FCGX_Free(&rq, 1);
+    if (rq != NULL) {
+        FCGX_Free(rq, 1);
+        free(rq);
+    }
     fcgi_blocks_free(&w->blocks);
     return NULL;
 }
@@ -53,7 +73,7 @@ fcgi_worker_run(void *arg)
  * a database that is merely down does not, the pool answers 503 until it
  * is back. */
 static int
-fcgi_serve_check(const shop_settings *s, fcgi_pool *pool)
+fcgi_serve_check(const shop_settings *s, PGconn **out)
 {
     char err[512];
     PGconn *conn;
@@ -78,7 +98,7 @@ fcgi_serve_check(const shop_settings *s, fcgi_pool *pool)
         PQfinish(conn);
         return 0;
     }
-    fcgi_pool_adopt(pool, conn);
+    *out = conn;
     return 0;
 }
 
@@ -88,7 +108,8 @@ fcgi_serve(const shop_settings *s)
     sigset_t block, old;
     fcgi_worker *workers;
     fcgi_pool *pool;
-    int n = (int) s->threads, started = 0, rc = 0;
+    PGconn *conn = NULL;
+    int n = (int) s->threads, started = 0, rc = 0, background = 0;
 
     fcgi_signals_install();
 
@@ -110,18 +131,40 @@ fcgi_serve(const shop_settings *s)
         free(workers);
         return 1;
     }
-    if (fcgi_serve_check(s, pool) != 0) {
+    if (fcgi_serve_check(s, &conn) != 0) {
         fcgi_pool_destroy(pool);
         free(workers);
         return 1;
     }
 
-    /* Request threads never take the stop signals: they land in this
-     * thread, which only waits, so no request's I/O is interrupted. */
+    /* No thread but this one takes the stop signals: it only waits, so no
+     * request's I/O is interrupted. */
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+
+    /* The stock check's targets, then the registry that names them (its
+     * first list read on the start-up connection), the hub, retention. */
+    if (fcgi_fanout_start(s) == 0) {
+        background++;
+        if (fcgi_registry_start(s, pool, conn) == 0) {
+            background++;
+            if (fcgi_hub_start(s) == 0) {
+                background++;
+                if (fcgi_retention_start(s, pool) == 0) {
+                    background++;
+                }
+            }
+        }
+    }
+    if (conn != NULL) {
+        fcgi_pool_adopt(pool, conn);
+    }
+    if (background < 4) {
+        n = 0;                      /* stop at once, as below */
+        rc = 1;
+    }
 
     for (int i = 0; i < n; i++) {
         workers[i].index = i;
@@ -138,6 +181,7 @@ fcgi_serve(const shop_settings *s)
 
     if (started == 0) {
         rc = 1;
+        raise(SIGTERM);             /* the background threads stop on it */
     } else {
         fcgi_log(FCGI_LOG_INFO, "serving with %d threads, pool of %lld connections",
                  started, (long long) s->pool_size);
@@ -152,6 +196,19 @@ fcgi_serve(const shop_settings *s)
         pthread_join(workers[i].tid, NULL);
     }
 
+    /* Streams end first (they use the pool), then the rest. */
+    if (background >= 3) {
+        fcgi_hub_stop();
+    }
+    if (background >= 4) {
+        fcgi_retention_stop();
+    }
+    if (background >= 2) {
+        fcgi_registry_stop();
+    }
+    if (background >= 1) {
+        fcgi_fanout_stop();
+    }
     fcgi_pool_destroy(pool);
     free(workers);
     if (rc == 0) {

@@ -69,11 +69,118 @@ void  fcgi_pool_release(fcgi_pool *p, PGconn *conn);
 void  fcgi_pool_destroy(fcgi_pool *p);
 
 
+/* fanout.c: the stock check's warehouse targets. A target is one database
+ * (a warehouse's own, or by default the shop's) with its own small pool of
+ * non-blocking connections; a request sends all its statements at once and
+ * poll()s until each answered or passed its deadline. */
+
+typedef struct fcgi_target fcgi_target;
+
+int  fcgi_fanout_start(const shop_settings *s);
+void fcgi_fanout_stop(void);
+/* The target of a warehouse code: SHOP_WAREHOUSE_<CODE>_DATABASE or the
+ * shop's database. Targets live until fcgi_fanout_stop(); NULL: no memory. */
+fcgi_target *fcgi_fanout_target(const char *code);
+/* `warehouses` codes of the registry use t: its pool grows to
+ * warehouse_pool_size per warehouse, and that many are kept connected. */
+void fcgi_fanout_size(fcgi_target *t, int warehouses);
+/* Runs the queries with a warehouse target, targets[i] serving
+ * SHOP_TARGET_WAREHOUSE(i); results and res as for fcgi_exec_plan(). */
+void fcgi_fanout_exec(const shop_ctx *c, fcgi_target *const *targets, int ntargets,
+                      shop_result *results, PGresult **res, int64_t *db_us);
+
+
+/* registry.c: the warehouse codes this process knows, from warehouse_list:
+ * loaded at start-up, refreshed every few seconds by a thread of its own,
+ * and at once when this process creates a warehouse. Requests take a
+ * counted reference to the current snapshot. */
+
+typedef struct fcgi_warehouses {
+    int                 refs;          /* under the registry's lock */
+    int                 n;
+    const char        **codes;         /* sorted, as warehouse_list returns them */
+    fcgi_target       **targets;       /* targets[i] serves codes[i] */
+} fcgi_warehouses;
+
+/* conn: a ready connection to load the first list with, or NULL. */
+int  fcgi_registry_start(const shop_settings *s, fcgi_pool *pool, PGconn *conn);
+void fcgi_registry_stop(void);
+/* The current snapshot (never NULL after a successful start); put it back. */
+fcgi_warehouses *fcgi_registry_get(void);
+void fcgi_registry_put(fcgi_warehouses *w);
+/* A PUT /warehouses/{code} of this process succeeded. */
+void fcgi_registry_added(const char *code, size_t len);
+
+
 /* exec.c: results[i] and res[i] for c->queries[i]; the caller PQclear()s
  * res[] after writing the response. db_us grows by the time spent in the
  * database. */
-void fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, shop_result *results, PGresult **res,
-                    int64_t *db_us);
+void fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, const fcgi_warehouses *wh,
+                    shop_result *results, PGresult **res, int64_t *db_us);
+
+
+/* hub.c: the event hub of this process. One thread LISTENs on its own
+ * connection and, per wake-up, reads the new ready events once for every
+ * subscriber; subscribers take rendered SSE frames from a shared ring. */
+
+typedef struct fcgi_sub fcgi_sub;
+
+int  fcgi_hub_start(const shop_settings *s);
+/* Ends every stream (SIGTERM): waits for them, cutting the ones stuck in a
+ * write after a grace period, then stops the LISTEN thread. */
+void fcgi_hub_stop(void);
+
+/* A stream slot: -1 when max_streams are open. */
+int  fcgi_hub_reserve(void);
+void fcgi_hub_unreserve(void);
+
+/* fd: the stream's socket, shut down if the subscriber is dropped. */
+fcgi_sub *fcgi_hub_subscribe(int fd, unsigned topics);
+void fcgi_hub_unsubscribe(fcgi_sub *sub);
+
+#define FCGI_HUB_EVENTS    1      /* frames were added to out */
+#define FCGI_HUB_IDLE      0      /* nothing until `until` */
+#define FCGI_HUB_RESYNC   -1      /* the ring moved on: replay from the table */
+#define FCGI_HUB_END      -2      /* stop, or the subscriber was dropped */
+
+/* Places the subscriber at the head of the live feed and returns the id
+ * every earlier event is at or below (the process cursor). Waits, up to
+ * `until` (fcgi_now_us), for the LISTEN thread's first read: returns
+ * FCGI_HUB_IDLE or FCGI_HUB_END while it has none. */
+int  fcgi_hub_sync(fcgi_sub *sub, int64_t until, int64_t *cursor);
+/* Around each write to the client: a subscriber over its buffer whose
+ * write stays blocked is dropped. */
+void fcgi_hub_writing(fcgi_sub *sub, int on);
+int  fcgi_hub_dropped(fcgi_sub *sub);
+/* After a replay: 0 when the subscriber may go live, FCGI_HUB_RESYNC when
+ * it fell too far behind meanwhile. */
+int  fcgi_hub_go_live(fcgi_sub *sub);
+/* Waits up to `until` for events, then appends the frames of the ones
+ * with an id above *last and one of the subscriber's topics (at most about
+ * `max` bytes), advancing *last. */
+int  fcgi_hub_next(fcgi_sub *sub, shop_buf *out, size_t max, int64_t until, int64_t *last);
+
+
+/* sse.c: GET /events on a thread of its own, not one of the request
+ * threads, so streams never starve requests. */
+
+struct FCGX_Request;
+typedef struct fcgi_sse fcgi_sse;
+
+/* The core answered a stream: takes a slot and writes the response head to
+ * rq (not yet flushed). NULL when max_streams are open: c's response is
+ * then a 503 for the caller to write. */
+fcgi_sse *fcgi_sse_prepare(shop_ctx *c, struct FCGX_Request *rq, const shop_settings *s,
+                           fcgi_pool *pool);
+/* Starts the stream's thread, which owns rq from now on: 1. On failure
+ * (0) the stream is freed and the caller finishes rq as usual. */
+int  fcgi_sse_start(fcgi_sse *st);
+
+
+/* retention.c: deletes events older than event_retention in small batches. */
+
+int  fcgi_retention_start(const shop_settings *s, fcgi_pool *pool);
+void fcgi_retention_stop(void);
 
 
 /* blocks.c: the per-thread memory behind a request arena. */
@@ -104,7 +211,7 @@ void fcgi_rid_next(fcgi_rid *r, char out[33]);
 
 /* request.c: one request from FastCGI parameters to the log line. */
 
-struct FCGX_Request;
+struct FCGX_Stream;
 
 typedef struct fcgi_worker {
     pthread_t             tid;
@@ -115,7 +222,10 @@ typedef struct fcgi_worker {
     fcgi_rid              rid;
 } fcgi_worker;
 
-void fcgi_request_handle(fcgi_worker *w, struct FCGX_Request *rq);
+/* Returns 1 when a stream took rq over (the caller needs a new one). */
+int  fcgi_request_handle(fcgi_worker *w, struct FCGX_Request *rq);
+/* The status line and headers of a response without a length (a stream). */
+void fcgi_response_head(struct FCGX_Stream *out, const shop_response *r);
 
 
 /* serve.c */
@@ -127,6 +237,11 @@ int  fcgi_serve(const shop_settings *s);
 
 void fcgi_signals_install(void);
 int  fcgi_stopping(void);
+/* Becomes readable (and stays so) when a stop signal came: background
+ * threads poll() it beside their sockets. */
+int  fcgi_stop_fd(void);
+/* Sleeps up to ms, less when a stop signal comes; returns fcgi_stopping(). */
+int  fcgi_stop_wait(int64_t ms);
 
 
 /* migrate.c */
