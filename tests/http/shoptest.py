@@ -425,7 +425,14 @@ def convention_errors(c, r):
         if r.json is None:
             errs.append('success body is not JSON: %s' % r.json_error)
     if r.status == 401:
-        if not (r.h('WWW-Authenticate') or '').lower().startswith('bearer'):
+        # The webhook is authenticated by its signature, not the bearer token:
+        # its challenge names that scheme (RFC 9110: a 401 always has one).
+        if c.get('path', '').startswith('/webhooks/'):
+            if not (r.h('WWW-Authenticate') or '').strip() or \
+                    (r.h('WWW-Authenticate') or '').lower().startswith('bearer'):
+                errs.append('a webhook 401 without a WWW-Authenticate challenge of its own (got %r)'
+                            % r.h('WWW-Authenticate'))
+        elif not (r.h('WWW-Authenticate') or '').lower().startswith('bearer'):
             errs.append('401 without WWW-Authenticate: Bearer (got %r)' % r.h('WWW-Authenticate'))
     if r.status == 405 and not r.h('Allow'):
         errs.append('405 without Allow')
