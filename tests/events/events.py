@@ -1,0 +1,520 @@
+#!/usr/bin/env python3
+"""Events over SSE (issue 6, the FastCGI front-end): TAP tests against a
+running shop.
+
+    events.py --url http://127.0.0.1:8080 --dsn "host=... port=... dbname=..." \
+              --token-file TOKEN [--pid FCGI_PID] [--max-streams N] \
+              [--restart-cmd "command that restarts PostgreSQL"] [--heartbeat] \
+              [--log FCGI_STDERR_FILE]
+
+--url reaches GET /events unbuffered (nginx: fastcgi_buffering off). --dsn
+is the shop's database (psql makes bursts with shop.emit and checks the
+table). The database should be a throwaway one: the test writes products,
+warehouses, orders and test events. --max-streams: the shop's
+SHOP_MAX_STREAMS, to test the 503 past it (skipped without). --restart-cmd:
+restarts the database under a live stream (skipped without). --heartbeat
+waits 16 s for a heartbeat comment.
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+T = {"n": 0, "failed": 0}
+TOPIC = {"product.created": "products", "product.updated": "products", "product.deleted": "products",
+         "price.changed": "prices", "stock.changed": "stock", "order.created": "orders",
+         "order.status_changed": "orders"}
+
+
+def ok(cond, name, diag=None):
+    T["n"] += 1
+    if not cond:
+        T["failed"] += 1
+    print(("ok %d - %s" if cond else "not ok %d - %s") % (T["n"], name))
+    if not cond and diag is not None:
+        for line in str(diag).splitlines()[:30]:
+            print("#   " + line)
+    sys.stdout.flush()
+    return cond
+
+
+def note(msg):
+    print("# " + msg)
+    sys.stdout.flush()
+
+
+class Stream:
+    """An SSE client on its own thread: events as (id, type, data, t_recv)."""
+
+    def __init__(self, base, topics=None, after=None, last_event_id=None, timeout=60):
+        u = urllib.parse.urlsplit(base)
+        q = {}
+        if topics is not None:
+            q["topics"] = topics
+        if after is not None:
+            q["after"] = str(after)
+        path = (u.path.rstrip("/") + "/events") + ("?" + urllib.parse.urlencode(q, safe=",") if q else "")
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        self.conn.connect()
+        self.sock = self.conn.sock          # the response keeps using it after getresponse()
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.conn.request("GET", path, headers=headers)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = self.resp.headers
+        self.events, self.comments = [], 0
+        self.eof, self.error, self.closed = False, None, False
+        self.cond = threading.Condition()
+        if self.status == 200:
+            self.thread = threading.Thread(target=self.run, daemon=True)
+            self.thread.start()
+        else:
+            self.body = self.resp.read()
+            self.eof = True
+
+    def run(self):
+        cur = {}
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    break
+                line = line.decode("utf-8").rstrip("\r\n")
+                if line == "":
+                    if "data" in cur:
+                        ev = (int(cur.get("id", "-1")), cur.get("event"), json.loads(cur["data"]), time.time())
+                        with self.cond:
+                            self.events.append(ev)
+                            self.cond.notify_all()
+                    cur = {}
+                elif line.startswith(":"):
+                    with self.cond:
+                        self.comments += 1
+                        self.cond.notify_all()
+                else:
+                    k, _, v = line.partition(":")
+                    cur[k] = v[1:] if v.startswith(" ") else v
+        except Exception as e:              # closed by us, or cut by the server
+            if not self.closed:
+                self.error = e
+        finally:
+            with self.cond:
+                self.eof = True
+                self.cond.notify_all()
+
+    def wait(self, pred, timeout=10.0):
+        t_end = time.monotonic() + timeout
+        with self.cond:
+            while not pred(self):
+                left = t_end - time.monotonic()
+                if left <= 0 or self.eof:
+                    return pred(self)
+                self.cond.wait(min(left, 0.2))
+            return True
+
+    def ids(self):
+        with self.cond:
+            return [e[0] for e in self.events]
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
+        self.conn.close()
+
+
+class Shop:
+    def __init__(self, url, token, dsn):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.dsn = dsn
+
+    def call(self, method, path, body=None, admin=False):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if admin:
+            req.add_header("Authorization", "Bearer " + self.token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        return status, (json.loads(raw) if raw else None)
+
+    def sql(self, text, stdin=None):
+        r = subprocess.run(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", self.dsn]
+                           + (["-c", text] if text else ["-f", "-"]),
+                           input=stdin, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("psql: " + r.stderr.strip())
+        return r.stdout.strip()
+
+    def emit_script(self, run, start, n, topic="products", pad=0, rate=None):
+        lines = []
+        for i in range(start, start + n):
+            lines.append("SELECT shop.emit('test.burst', '%s', json_build_object('run', '%s', 'n', %d%s));"
+                         % (topic, run, i, ", 'pad', repeat('x', %d)" % pad if pad else ""))
+            if rate:
+                lines.append("SELECT pg_sleep(%f);" % (1.0 / rate))
+        return "\n".join(lines) + "\n"
+
+    def burst(self, run, n, writers=4, pad=0, rate=None):
+        """n test events from `writers` concurrent sessions, one transaction each."""
+        per = n // writers
+        procs = []
+        for w in range(writers):
+            cnt = per if w < writers - 1 else n - per * (writers - 1)
+            p = subprocess.Popen(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", self.dsn, "-f", "-"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            procs.append((p, self.emit_script(run, w * per, cnt, pad=pad, rate=rate)))
+        threads = [threading.Thread(target=p.communicate, args=(s,)) for p, s in procs]
+        for t in threads:
+            t.start()
+        return threads, [p for p, _ in procs]
+
+    def burst_ids(self, run):
+        out = self.sql("SELECT id FROM shop.events WHERE type = 'test.burst' AND data->>'run' = '%s' ORDER BY id" % run)
+        return [int(x) for x in out.split()] if out else []
+
+    def marker(self, run):
+        return int(self.sql("SELECT shop.emit('test.marker', 'products', json_build_object('run', '%s'))" % run))
+
+
+def types_of(events, lo, hi):
+    return [(e[1], e[2].get("data")) for e in events if lo < e[0] < hi]
+
+
+def test_changes(shop, a):
+    run = uuid.uuid4().hex[:8]
+    s_all = Stream(a.url)
+    s_all2 = Stream(a.url)
+    s_prices = Stream(a.url, topics="prices")
+    s_so = Stream(a.url, topics="stock,orders")
+    ok(s_all.status == 200 and s_all.headers.get("Content-Type", "").startswith("text/event-stream"),
+       "GET /events: 200 text/event-stream")
+    ok("no-cache" in (s_all.headers.get("Cache-Control") or ""), "GET /events: Cache-Control no-cache")
+    time.sleep(0.3)
+    m0 = shop.marker(run + "-start")
+    ok(s_all.wait(lambda s: any(e[0] == m0 for e in s.events), 5), "a live stream gets an event committed after it opened")
+
+    sku, sku2, wh = "EV-" + run, "EV2-" + run, "ev-" + run
+    steps = []
+    st, p = shop.call("POST", "/products", {"sku": sku, "name": "Event " + run, "price_cents": 500, "currency": "EUR"}, admin=True)
+    steps.append(("create", st == 201, ["product.created"]))
+    pid = p["id"] if isinstance(p, dict) else 0
+    st, _ = shop.call("PATCH", "/products/%d" % pid, {"name": "Renamed " + run}, admin=True)
+    steps.append(("rename", st == 200, ["product.updated"]))
+    st, _ = shop.call("PATCH", "/products/%d" % pid, {"price_cents": 600}, admin=True)
+    steps.append(("price", st == 200, ["product.updated", "price.changed"]))
+    st, _ = shop.call("PUT", "/warehouses/" + wh, {"name": "Events"}, admin=True)
+    steps.append(("warehouse", st in (200, 201), []))
+    st, _ = shop.call("PUT", "/warehouses/%s/stock/%s" % (wh, sku), {"quantity": 5}, admin=True)
+    steps.append(("stock", st == 200, ["stock.changed"]))
+    st, o = shop.call("POST", "/orders", {"items": [{"sku": sku, "quantity": 2}], "customer_email": "e@example.com"})
+    steps.append(("order", st == 201, ["stock.changed", "order.created"]))
+    oid = o["id"] if isinstance(o, dict) else "x"
+    st, _ = shop.call("POST", "/orders/%s/transitions" % oid, {"to": "paid"}, admin=True)
+    steps.append(("paid", st == 200, ["order.status_changed"]))
+    # Rolled back: a taken sku, an order over the stock, a transaction rolled back.
+    st, _ = shop.call("POST", "/products", {"sku": sku, "name": "Dup", "price_cents": 1, "currency": "EUR"}, admin=True)
+    steps.append(("duplicate sku (rolled back)", st == 409, []))
+    st, _ = shop.call("POST", "/orders", {"items": [{"sku": sku, "quantity": 100}], "customer_email": "e@example.com"})
+    steps.append(("order over stock (rolled back)", st == 409, []))
+    shop.sql(None, "BEGIN;\nSELECT shop.emit('test.rollback', 'products', '{}');\nROLLBACK;\n")
+    steps.append(("psql ROLLBACK", True, []))
+    st, p2 = shop.call("POST", "/products", {"sku": sku2, "name": "Gone " + run, "price_cents": 1, "currency": "EUR"}, admin=True)
+    steps.append(("create 2", st == 201, ["product.created"]))
+    st, _ = shop.call("DELETE", "/products/%d" % (p2["id"] if isinstance(p2, dict) else 0), admin=True)
+    steps.append(("delete", st == 204, ["product.deleted"]))
+    ok(all(s[1] for s in steps), "the changes were answered as expected",
+       [s[0] for s in steps if not s[1]])
+
+    m1 = shop.marker(run + "-end")
+    got = s_all.wait(lambda s: any(e[0] == m1 for e in s.events), 5)
+    ok(got, "the closing marker arrived")
+    evs = [e for e in s_all.events if m0 < e[0] < m1]
+    want = [t for s in steps for t in s[2]]
+    ok([e[1] for e in evs] == want, "each change gave exactly its events, rolled-back ones none",
+       "got  %s\nwant %s" % ([e[1] for e in evs], want))
+    n_table = int(shop.sql("SELECT count(*) FROM shop.events WHERE id > %d AND id < %d" % (m0, m1)))
+    ok(n_table == len(want), "the table holds exactly those events (%d)" % n_table)
+    byt = {}
+    for e in evs:
+        byt.setdefault(e[1], []).append(e[2]["data"])
+    try:
+        good = (byt["product.created"][0]["sku"] == sku
+                and byt["price.changed"][0] == {"sku": sku, "slug": byt["price.changed"][0]["slug"],
+                                                "old_price_cents": 500, "new_price_cents": 600, "currency": "EUR"}
+                and [d["quantity"] for d in byt["stock.changed"]] == [5, 3]
+                and byt["order.created"][0]["id"] == oid
+                and byt["order.status_changed"][0]["from"] == "pending"
+                and byt["order.status_changed"][0]["to"] == "paid"
+                and byt["product.deleted"][0]["sku"] == sku2)
+    except (KeyError, IndexError, TypeError) as e:
+        good = False
+        byt["error"] = repr(e)
+    ok(good, "event data: sku, prices, quantities, order id, transition", json.dumps(byt)[:2000])
+    ok(all(e[2]["id"] == e[0] and e[2]["type"] == e[1] for e in evs), "id: and event: lines match the JSON")
+
+    ids = s_all.ids()
+    ok(all(x < y for x, y in zip(ids, ids[1:])), "ids strictly increase on the stream")
+    time.sleep(0.3)
+    ok(s_all2.ids() == ids, "two streams see the same events (%d)" % len(ids))
+    want_p = [e[0] for e in s_all.events if TOPIC.get(e[1]) == "prices"]
+    want_so = [e[0] for e in s_all.events if TOPIC.get(e[1]) in ("stock", "orders")]
+    ok(s_prices.ids() == want_p and len(want_p) == 1, "topics=prices: only price.changed (%d)" % len(want_p),
+       "%s vs %s" % (s_prices.ids(), want_p))
+    ok(s_so.ids() == want_so and len(want_so) == 4, "topics=stock,orders: only those (%d)" % len(want_so),
+       "%s vs %s" % (s_so.ids(), want_so))
+
+    # Resume from an id: the same events again, from the table.
+    s_re = Stream(a.url, after=m0)
+    s_re.wait(lambda s: any(e[0] == m1 for e in s.events), 5)
+    ok([e[0] for e in s_re.events if e[0] <= m1] == [x for x in ids if m0 < x <= m1],
+       "?after= replays the retained events in order")
+    for s in (s_all, s_all2, s_prices, s_so, s_re):
+        s.close()
+    bad = Stream(a.url, topics="nope")
+    ok(bad.status == 400, "topics=nope: 400")
+
+
+def test_resume_burst(shop, a):
+    run = uuid.uuid4().hex[:8]
+    s1 = Stream(a.url, topics="products")
+    time.sleep(0.2)
+    threads, procs = shop.burst(run, 1000, writers=4)
+    s1.wait(lambda s: sum(1 for e in s.events if e[2]["data"].get("run") == run) >= 300, 20)
+    s1.close()
+    with s1.cond:
+        got1 = [e for e in s1.events if e[2]["data"].get("run") == run]
+        last = s1.events[-1][0]
+    s2 = Stream(a.url, topics="products", last_event_id=last)
+    for t in threads:
+        t.join()
+    ok(all(p.returncode == 0 for p in procs), "burst of 1000 events from 4 concurrent writers")
+    s2.wait(lambda s: sum(1 for e in s.events if e[2]["data"].get("run") == run) >= 1000 - len(got1), 20)
+    time.sleep(0.3)
+    got2 = [e for e in s2.events if e[2]["data"].get("run") == run]
+    table = shop.burst_ids(run)
+    union = [e[0] for e in got1] + [e[0] for e in got2]
+    ok(len(table) == 1000, "the table holds the burst (%d)" % len(table))
+    ok(sorted(union) == table and len(set(union)) == len(union),
+       "resume by Last-Event-ID mid-burst: first %d + second %d = exactly the burst, no gap, no duplicate"
+       % (len(got1), len(got2)),
+       "missing %s, duplicated %s" % (sorted(set(table) - set(union))[:10],
+                                      sorted(x for x in set(union) if union.count(x) > 1)[:10]))
+    ok(all(x < y for x, y in zip(union, union[1:])), "ids strictly increase across the two connections")
+    s2.close()
+
+
+def test_slow(shop, a):
+    run = uuid.uuid4().hex[:8]
+    u = urllib.parse.urlsplit(a.url)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect((u.hostname, u.port))
+    slow.sendall(("GET %s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n" % u.path.rstrip("/")).encode())
+    reader = Stream(a.url)
+    time.sleep(0.3)
+    rss0 = rss(a.pid)
+    n, pad = 3000, 4000
+    threads, procs = shop.burst(run, n, writers=2, pad=pad)
+    for t in threads:
+        t.join()
+    t0 = time.monotonic()
+    reader.wait(lambda s: sum(1 for e in s.events if e[2]["data"].get("run") == run) >= n, 30)
+    got = sum(1 for e in reader.events if e[2]["data"].get("run") == run)
+    if got != n:
+        seen = set(e[2]["data"].get("n") for e in reader.events if e[2]["data"].get("run") == run)
+        miss = sorted(set(range(n)) - seen)[:5]
+        ids = dict((int(x.split("|")[1]), int(x.split("|")[0])) for x in shop.sql(
+            "SELECT id || '|' || (data->>'n') FROM shop.events WHERE data->>'run' = '%s'" % run).split())
+        note("missing n=%s ids=%s; reader last ids %s" % (miss, [ids.get(m) for m in miss], reader.ids()[-3:]))
+    ok(got == n, "a reading stream gets all %d events of %d KB each while another never reads (%d, %.1f s)"
+       % (n, pad // 1000, got, time.monotonic() - t0))
+    # The slow one: cut by the server. What the buffers held, then the end:
+    # EOF, or (nginx, fastcgi_buffering off) the last chunk of the response.
+    time.sleep(2)
+    slow.settimeout(5)
+    total, tail, ended = 0, b"", False
+    try:
+        while True:
+            b = slow.recv(1 << 20)
+            if not b:
+                ended = True
+                break
+            total += len(b)
+            tail = (tail + b)[-16:]
+            if tail.endswith(b"\r\n0\r\n\r\n"):
+                ended = True
+                break
+    except socket.timeout:
+        pass
+    except OSError:
+        ended = True
+    slow.close()
+    ok(ended and total < n * pad, "the slow stream was dropped: its response ended after %d KB of %d KB"
+       % (total // 1024, n * pad // 1024))
+    if a.log:
+        time.sleep(0.5)
+        ok("dropped: the client does not keep up" in open(a.log, errors="replace").read(),
+           "shop-fcgi logged the drop")
+    if rss0:
+        rss1 = rss(a.pid)
+        note("shop-fcgi RSS %d KB before, %d KB after the %d MB burst" % (rss0, rss1, n * pad >> 20))
+    reader.close()
+
+
+def rss(pid):
+    if not pid:
+        return None
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+
+
+def test_latency(shop, a):
+    run = uuid.uuid4().hex[:8]
+    s = Stream(a.url, topics="products")
+    time.sleep(0.2)
+    n = 300
+    t0 = time.monotonic()
+    threads, procs = shop.burst(run, n, writers=1, rate=100)
+    for t in threads:
+        t.join()
+    s.wait(lambda st: sum(1 for e in st.events if e[2]["data"].get("run") == run) >= n, 10)
+    evs = [e for e in s.events if e[2]["data"].get("run") == run]
+    lat = []
+    for e in evs:
+        at = e[2]["at"]                     # 2026-11-22T23:34:02.123Z
+        t = time.mktime(time.strptime(at[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + int(at[20:23]) / 1000.0
+        lat.append((e[3] - t) * 1000)
+    lat.sort()
+    ok(len(evs) == n, "steady 100 events/s for 3 s: all %d delivered" % n)
+    if lat:
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        note("commit->delivery (event 'at' -> client, ms resolution): p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+             % (p50, p99, lat[-1]))
+        ok(p99 < 100, "commit->delivery p99 < 100 ms (%.1f)" % p99)
+    s.close()
+
+    # Throughput: a burst of 5000 as fast as 4 writers go.
+    run = uuid.uuid4().hex[:8]
+    s = Stream(a.url, topics="products")
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    threads, procs = shop.burst(run, 5000, writers=4)
+    s.wait(lambda st: sum(1 for e in st.events if e[2]["data"].get("run") == run) >= 5000, 60)
+    dt = time.monotonic() - t0
+    for t in threads:
+        t.join()
+    got = sum(1 for e in s.events if e[2]["data"].get("run") == run)
+    ok(got == 5000, "burst of 5000: all delivered")
+    note("burst of 5000 from 4 writers: delivered in %.2f s (%.0f events/s, bounded by the writers)" % (dt, got / dt))
+    s.close()
+
+
+def test_max_streams(shop, a):
+    if not a.max_streams:
+        note("skipped: 503 past max_streams (no --max-streams)")
+        return
+    time.sleep(1.5)                        # streams closed above end within a second
+    streams = [Stream(a.url) for _ in range(a.max_streams)]
+    ok(all(s.status == 200 for s in streams), "%d streams open" % a.max_streams)
+    extra = Stream(a.url)
+    body = {}
+    try:
+        body = json.loads(extra.body)
+    except Exception:
+        pass
+    ok(extra.status == 503 and extra.headers.get("Retry-After") is not None
+       and body.get("type", "").endswith("/unavailable"),
+       "one more: 503 unavailable with Retry-After", "%s %s" % (extra.status, body))
+    st, _ = shop.call("GET", "/healthz")
+    ok(st == 200, "requests are still answered with every stream slot taken")
+    for s in streams:
+        s.close()
+    time.sleep(1.5)
+    again = Stream(a.url)
+    ok(again.status == 200, "a slot frees when a client goes away")
+    again.close()
+
+
+def test_restart(shop, a):
+    if not a.restart_cmd:
+        note("skipped: database restart (no --restart-cmd)")
+        return
+    run = uuid.uuid4().hex[:8]
+    s = Stream(a.url, topics="products")
+    time.sleep(0.2)
+    m0 = shop.marker(run + "-a")
+    s.wait(lambda st: any(e[0] == m0 for e in st.events), 5)
+    # No pipes: a restarted server would hold them open.
+    r = subprocess.run(a.restart_cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    ok(r.returncode == 0, "database restarted")
+    ids = []
+    for i in range(5):
+        for _ in range(50):
+            try:
+                ids.append(shop.marker("%s-%d" % (run, i)))
+                break
+            except RuntimeError:
+                time.sleep(0.2)
+    got = s.wait(lambda st: all(any(e[0] == x for e in st.events) for x in ids), 15)
+    ok(len(ids) == 5 and got, "a stream open across the restart gets the events committed after it")
+    ok(not s.eof, "the stream stayed open")
+    s.close()
+
+
+def test_heartbeat(shop, a):
+    if not a.heartbeat:
+        note("skipped: heartbeat (no --heartbeat)")
+        return
+    s = Stream(a.url, topics="prices")
+    ok(s.wait(lambda st: st.comments >= 1, 17), "a heartbeat comment within 15 s of silence")
+    s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--dsn", required=True)
+    ap.add_argument("--token-file", required=True)
+    ap.add_argument("--pid", type=int)
+    ap.add_argument("--max-streams", type=int)
+    ap.add_argument("--restart-cmd")
+    ap.add_argument("--heartbeat", action="store_true")
+    ap.add_argument("--log", help="shop-fcgi's stderr, to see why streams ended")
+    a = ap.parse_args()
+    shop = Shop(a.url, open(a.token_file).read().strip(), a.dsn)
+    for t in (test_changes, test_resume_burst, test_slow, test_latency, test_max_streams, test_restart,
+              test_heartbeat):
+        try:
+            t(shop, a)
+        except Exception as e:
+            ok(False, "%s raised %r" % (t.__name__, e))
+    print("1..%d" % T["n"])
+    sys.exit(1 if T["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()
