@@ -141,7 +141,7 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         "SELECT code, name, latency_ms FROM shop.warehouses ORDER BY code",
         0, COLS(warehouse_cols) },
 
-    /* $1 code, $2 name, $3 latency_ms (NULL: keep, or 0 for a new one). */
+    /* $1 code, $2 name, $3 latency_ms: a PUT replaces both. */
     [SHOP_STMT_WAREHOUSE_PUT] = {
         "warehouse_put",
         "SELECT code, name, latency_ms, created FROM shop.put_warehouse($1::text, $2::text, $3::integer)",

@@ -194,7 +194,7 @@ shop_order_place_plan(shop_ctx *c)
         return;
     }
     shop_str key = c->req->idempotency_key;
-    if (key.n && !idempotency_key_ok(key)) {
+    if (key.p != NULL && !idempotency_key_ok(key)) {   /* present, even if empty */
         shop_fail(c, SHOP_E_BAD_REQUEST, "Idempotency-Key must be 1-200 printable ASCII characters");
         return;
     }
@@ -218,7 +218,7 @@ shop_order_place_plan(shop_ctx *c)
     q->values[0] = shop_pg_text_array(c->arena, skus, n);
     q->values[1] = shop_pg_int_array(c->arena, qtys, n);
     q->values[2] = email;
-    q->values[3] = key.n ? shop_strndup(c->arena, key.p, key.n) : NULL;
+    q->values[3] = key.p != NULL ? shop_strndup(c->arena, key.p, key.n) : NULL;
     q->values[4] = shop_sha256_hex(c->arena, fps.p, fps.n);
 }
 

@@ -47,8 +47,8 @@ typedef struct shop_request {
     shop_str     base;            /* mount point, no trailing slash: "" or "/api" */
     shop_str     path;            /* raw (percent-encoded) path below base, from '/' */
     shop_str     query;           /* raw query string without '?' */
-    /* The headers the core looks at; empty when absent. Repeated headers
-     * are joined with ", " by the front-end. */
+    /* The headers the core looks at: p NULL when absent (p set, n 0: sent
+     * empty). Repeated headers are joined with ", " by the front-end. */
     shop_str     content_type;
     shop_str     authorization;
     shop_str     if_match;

@@ -77,7 +77,8 @@ shop_warehouse_put_plan(shop_ctx *c)
     }
     q->values[0] = c->params[0].p;
     q->values[1] = name;
-    q->values[2] = has_latency == 1 ? shop_fmt_int(c->arena, latency) : NULL;
+    /* PUT replaces: no latency_ms means the default, 0. */
+    q->values[2] = shop_fmt_int(c->arena, has_latency == 1 ? latency : 0);
 }
 
 void

@@ -263,7 +263,9 @@ BEGIN
         RETURN QUERY SELECT * FROM shop.order_rows(e.order_id, true);
         RETURN;
     END IF;
-    SELECT * INTO o FROM shop.orders WHERE id = p_order_id;
+    -- Lock the order before the payment_events row's foreign key takes its
+    -- share lock: upgrading that later deadlocks concurrent events.
+    SELECT * INTO o FROM shop.orders WHERE id = p_order_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no such order' USING ERRCODE = 'SH404';
     END IF;
@@ -288,10 +290,10 @@ CREATE FUNCTION shop.put_warehouse(p_code text, p_name text, p_latency_ms intege
 RETURNS TABLE (code text, name text, latency_ms integer, created boolean)
 LANGUAGE sql AS $$
     INSERT INTO shop.warehouses AS w (code, name, latency_ms)
-    VALUES (p_code, p_name, coalesce(p_latency_ms, 0))
+    VALUES (p_code, p_name, p_latency_ms)
     ON CONFLICT (code) DO UPDATE
         SET name = excluded.name,
-            latency_ms = coalesce(p_latency_ms, w.latency_ms),
+            latency_ms = excluded.latency_ms,
             updated_at = now()
     RETURNING w.code, w.name, w.latency_ms, (xmax = 0) AS created
 $$;
