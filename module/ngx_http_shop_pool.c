@@ -1238,13 +1238,22 @@ ngx_http_shop_conn_results(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
         res = PQgetResult(sc->pg);
 
         if (res == NULL) {
-            if (++nulls > 1) {
-                ngx_http_shop_conn_close(sc, NGX_LOG_ALERT, "reset",
-                                         "results out of step", done);
-                return NGX_ERROR;
+            if (++nulls == 1) {
+                continue;
             }
 
-            continue;
+            /* nothing more will come: the connection broke, or we erred */
+
+            if (PQstatus(sc->pg) == CONNECTION_BAD) {
+                ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "lost",
+                                         PQerrorMessage(sc->pg), done);
+
+            } else {
+                ngx_http_shop_conn_close(sc, NGX_LOG_ALERT, "reset",
+                                         "results out of step", done);
+            }
+
+            return NGX_ERROR;
         }
 
         nulls = 0;
@@ -1451,7 +1460,11 @@ ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
 
     p = ngx_http_shop_pg_message(why, msg, sizeof(msg));
 
-    if (sc->failing && level > NGX_LOG_ALERT) {
+    /* said once: while the database stays away, quieter */
+
+    if ((sc->failing || (pool->down && sc->nflight == 0))
+        && level > NGX_LOG_ALERT)
+    {
         level = NGX_LOG_INFO;
     }
 

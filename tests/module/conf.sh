@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 
 n=0
 failed=0
-echo "1..16"
+echo "1..17"
 
 [ -r "$so" ] || { echo "Bail out! no module at $so"; exit 1; }
 so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
@@ -75,6 +75,8 @@ refuse() {
 }
 
 db='shop_database "host=/nonexistent/socket dbname=shop user=shop";'
+# nginx -t binds what it listens on: a unix socket needs no privilege
+listen="listen unix:$work/http.sock;"
 
 accept "the module loads; every directive at http level, shop; in locations" \
     "$db" "shop_pool_size 4;" "shop_pool_queue 100 250ms;" "shop_statement_timeout 2s;" \
@@ -82,14 +84,18 @@ accept "the module loads; every directive at http level, shop; in locations" \
     "shop_webhook_secret_file $work/token;" "shop_stock_deadline 300ms;" \
     "shop_warehouse_pool_size 2;" "shop_event_retention 2h;" "shop_max_subscribers 100;" \
     "shop_subscriber_buffer 64k;" \
-    "server { listen 127.0.0.1:1; location / { shop; } location /api/ { shop; shop_pool_size 2; } }"
+    "server { $listen location / { shop; } location /api/ { shop; shop_pool_size 2; } }"
 
 accept "settings at server and location level, shop_pool_queue without a timeout" \
-    "server { listen 127.0.0.1:1; $db shop_pool_queue 5; location = /x { shop; shop_body_limit 2m; } }"
+    "server { $listen $db shop_pool_queue 5; location = /x { shop; shop_body_limit 2m; } }"
+
+accept "shop_database as a URL; shop; in a location with an if block" \
+    'shop_database "postgresql:///shop?host=/nonexistent&port=5432&user=shop";' \
+    "server { $listen location / { shop; if (\$arg_x) { set \$y 1; } } }"
 
 refuse "shop_pool_size 0: out of range, naming directive and setting" \
     'invalid value in "shop_pool_size" directive: pool_size: 0 is outside 1' \
-    "$db" "server { listen 127.0.0.1:1; location / { shop; shop_pool_size 0; } }"
+    "$db" "server { $listen location / { shop; shop_pool_size 0; } }"
 
 refuse "shop_pool_size abc: not an integer" \
     '"shop_pool_size" directive: pool_size: "abc" is not an integer' \
@@ -113,11 +119,11 @@ refuse "a directive given twice at one level" \
 
 refuse "shop; without shop_database" \
     'database: no database given \(shop_database\)' \
-    "server { listen 127.0.0.1:1; location / { shop; } }"
+    "server { $listen location / { shop; } }"
 
 refuse "shop_database that libpq cannot parse" \
     'invalid value in "shop_database" directive: missing "=" after "dbname" in connection info string in .*nginx.conf:[0-9]+' \
-    'shop_database "host=/tmp dbname";' "server { listen 127.0.0.1:1; location / { shop; } }"
+    'shop_database "host=/tmp dbname";' "server { $listen location / { shop; } }"
 
 refuse "shop_admin_token_file missing: nginx -t names the file" \
     "\"shop_admin_token_file\" directive: cannot open \"$work/missing\"" \
@@ -137,10 +143,10 @@ refuse "shop_admin_token_file is a directory" \
 
 refuse "shop; outside a location" \
     '"shop" directive is not allowed here' \
-    "$db" "server { listen 127.0.0.1:1; shop; }"
+    "$db" "server { $listen shop; }"
 
 n=$((n + 1))
-conf 'shop_database "host=db.example.com dbname=shop";' "server { listen 127.0.0.1:1; location / { shop; } }"
+conf 'shop_database "host=db.example.com dbname=shop";' "server { $listen location / { shop; } }"
 if "$nginx" -t -p "$work" -c "$work/nginx.conf" >"$work/out" 2>&1 \
    && grep -q 'blocking DNS lookup' "$work/out"; then
     echo "ok $n - a host name in shop_database: a warning, hostaddr= advised"

@@ -9,7 +9,7 @@
 
 . "$(dirname "$0")/lib.sh"
 mt_args "$@"
-mt_plan 9
+mt_plan 10
 
 [ -n "${PGDATA:-}" ] && [ -r "$PGDATA/postmaster.opts" ] || mt_bail "PGENV must give PGDATA of a running cluster"
 pgctl=${PGCTL:-$(pg_config --bindir)/pg_ctl}
@@ -44,8 +44,27 @@ mt_req "$MT_WORK/r" GET /readyz
 [ "$(mt_status "$MT_WORK/r")" = 200 ]
 mt_ok $? "before: GET /readyz is 200"
 
+# requests in flight when it goes: a PATCH waiting for a row lock
+mt_lock "$id" >/dev/null
+pids=
+for i in 1 2 3 4; do
+    mt_patch "$id" "$MT_WORK/inflight.$i" -m 10 &
+    pids="$pids $!"
+done
+for i in $(seq 50); do [ "$(mt_waiting)" -ge 1 ] && break; sleep 0.05; done
+
 as_owner "$pgctl" -D "$PGDATA" -m fast -w -t 30 stop >"$MT_WORK/stop.log" 2>&1
 mt_ok $? "pg_ctl stop -m fast"
+
+# shellcheck disable=SC2086
+wait $pids
+mt_unlock 2>/dev/null
+bad=0
+for i in 1 2 3 4; do
+    [ "$(mt_status "$MT_WORK/inflight.$i")" = 503 ] && mt_faster "$(mt_secs "$MT_WORK/inflight.$i")" 5 \
+        || bad=$((bad + 1))
+done
+mt_ok $bad "4 PATCHes in flight when the database went: 503 each ($bad were not)"
 
 bad=0; slow=0; noretry=0; n=0; worst=0
 end=$((SECONDS + 2))
