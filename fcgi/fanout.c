@@ -5,17 +5,24 @@
  * A target is a database (SHOP_WAREHOUSE_<CODE>_DATABASE, by default the
  * shop's own) with a small pool of non-blocking connections. Connecting
  * counts against the deadline: a target without an idle connection connects
- * with PQconnectStartParams/PQconnectPoll inside the same loop. Warehouse
- * connections prepare nothing: the statement goes out with
- * PQsendQueryParams and its SQL text (parse, bind and execute in one round
- * trip), and the result's columns are checked against the catalogue.
+ * with PQconnectStartParams/PQconnectPoll inside the same loop (at most a
+ * few connects per target at once); a connect still going at the deadline
+ * is finished by the maintenance thread rather than thrown away.
+ *
+ * Pooled connections have warehouse_stock prepared (planning it costs about
+ * twice its execution): the maintenance thread prepares them,
+ * asynchronously, before they join the pool. A connection a request just
+ * made sends its one query as SQL text (PQsendQueryParams: no extra round
+ * trip on the request's time) and then goes to the maintenance thread to be
+ * prepared. Results are checked against the catalogue's columns.
  *
  * A query past its deadline answers SHOP_DB_TIMEOUT and its connection is
  * closed, never returned to the pool mid-query (libpq 15 has no
  * non-blocking cancel; statement_timeout ends the query on the server
- * soon after). A target whose connect failed, or did not finish in time,
- * is down: its warehouses answer at once (error, or timeout for a target
- * that hangs) while a maintenance thread retries it once a second. The same
+ * soon after). A target whose connect failed, or did not finish within a
+ * few seconds, is down: its warehouses answer at once (error, or timeout
+ * for a target that hangs) while a maintenance thread retries it once a
+ * second. The same
  * thread replaces closed connections, so the next request finds one ready. */
 #include "shop_fcgi.h"
 
@@ -35,6 +42,9 @@
 #define FCGI_BG_CONNECT_US      3000000
 /* Most background connects in flight at once. */
 #define FCGI_BG_MAX             32
+/* Most connects in flight per target (requests' and background ones): a
+ * slow or hanging database is not met with a storm of new connections. */
+#define FCGI_CONNECTING_MAX     4
 /* statement_timeout of warehouse connections: the deadline and this margin. */
 #define FCGI_WH_TIMEOUT_MARGIN_MS 250
 /* A request waiting for a busy pool looks again this often. */
@@ -54,7 +64,23 @@ struct fcgi_target {
     shop_db_status   down;         /* SHOP_DB_OK, or what its warehouses answer */
     int64_t          retry_at;     /* when down: the next background try */
     int              bg;           /* background connects in flight */
+    int              connecting;   /* requests' connects in flight */
 };
+
+/* A connection the maintenance thread drives: connecting, then preparing
+ * the statement; pooled when both are done. */
+typedef enum { BG_CONNECT, BG_PREPARE_SEND, BG_PREPARE } fcgi_bg_state;
+
+typedef struct {
+    fcgi_target   *t;
+    PGconn        *conn;
+    short          events;
+    fcgi_bg_state  state;
+    int64_t        deadline;
+} fcgi_bg;
+
+/* The statement warehouse connections prepare; others go as SQL text. */
+#define FCGI_WH_STMT  SHOP_STMT_WAREHOUSE_STOCK
 
 static struct {
     pthread_mutex_t      lock;     /* the target list */
@@ -64,7 +90,12 @@ static struct {
     pthread_t            tid;
     int                  running;
     int                  wake[2];  /* a request asks the maintenance thread to look */
-} fanout = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 } };
+    /* Connects requests gave up waiting for: finished in the background. */
+    pthread_mutex_t      adopt_lock;
+    fcgi_bg              adopt[FCGI_BG_MAX];
+    int                  nadopt;
+} fanout = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 },
+             .adopt_lock = PTHREAD_MUTEX_INITIALIZER };
 
 
 /* ---- targets -------------------------------------------------------------- */
@@ -201,6 +232,52 @@ fcgi_target_drop(fcgi_target *t, shop_db_status down)
     }
 }
 
+/* A request's connect ended (either way). */
+static void
+fcgi_target_connected(fcgi_target *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->connecting--;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Hands a connection to the maintenance thread: a connect a request's
+ * deadline cut short (BG_CONNECT: pooled if it succeeds, the target down if
+ * it fails or takes too long, so the work is not thrown away and a target
+ * under load is not hit by a new connect per request), or a request's fresh
+ * connection to prepare (BG_PREPARE_SEND). */
+static void
+fcgi_target_adopt(fcgi_target *t, PGconn *conn, short events, fcgi_bg_state state)
+{
+    int queued = 0;
+
+    pthread_mutex_lock(&t->lock);
+    if (state == BG_CONNECT) {
+        t->connecting--;
+    }
+    t->bg++;
+    pthread_mutex_unlock(&t->lock);
+
+    pthread_mutex_lock(&fanout.adopt_lock);
+    if (fanout.nadopt < FCGI_BG_MAX) {
+        fanout.adopt[fanout.nadopt++] = (fcgi_bg) {
+            t, conn, events, state, fcgi_now_us() + FCGI_BG_CONNECT_US
+        };
+        queued = 1;
+    }
+    pthread_mutex_unlock(&fanout.adopt_lock);
+
+    if (queued) {
+        fcgi_fanout_wake();
+        return;
+    }
+    PQfinish(conn);
+    pthread_mutex_lock(&t->lock);
+    t->bg--;
+    pthread_mutex_unlock(&t->lock);
+    fcgi_target_drop(t, SHOP_DB_OK);
+}
+
 /* An idle connection has nothing to read; if it has, the server closed it. */
 static int
 fcgi_conn_usable(PGconn *conn)
@@ -231,6 +308,7 @@ fcgi_target_connect_start(fcgi_target *t, int quiet)
         PQfinish(conn);
         conn = NULL;
     }
+    fcgi_pg_quiet(conn);
     return conn;
 }
 
@@ -250,6 +328,7 @@ typedef struct {
     PGconn      *conn;
     fq_state     state;
     short        events;      /* what poll() waits for */
+    int          fresh;       /* connected by this request: nothing prepared */
     int64_t      deadline;    /* fcgi_now_us() */
 } fcgi_fq;
 
@@ -303,8 +382,9 @@ fcgi_fq_acquire(fcgi_fq *f, shop_result *r)
         conn = NULL;
         t->total--;
     }
-    if (conn == NULL && t->total < t->size) {
+    if (conn == NULL && t->total < t->size && t->connecting + t->bg < FCGI_CONNECTING_MAX) {
         t->total++;
+        t->connecting++;
         connect = 1;
     }
     pthread_mutex_unlock(&t->lock);
@@ -320,11 +400,13 @@ fcgi_fq_acquire(fcgi_fq *f, shop_result *r)
     }
     f->conn = fcgi_target_connect_start(t, 0);
     if (f->conn == NULL) {
+        fcgi_target_connected(t);
         fcgi_target_drop(t, SHOP_DB_UNAVAILABLE);
         fcgi_fq_fail(f, r, SHOP_DB_UNAVAILABLE);
         return;
     }
     f->state = FQ_CONNECT;
+    f->fresh = 1;
     f->events = POLLOUT;            /* as if PQconnectPoll said WRITING */
 }
 
@@ -346,8 +428,11 @@ fcgi_fq_send(fcgi_fq *f, const shop_query *q, shop_result *r)
 {
     const shop_statement *st = &shop_catalogue[q->stmt];
 
-    if (PQsetnonblocking(f->conn, 1) != 0
-        || !PQsendQueryParams(f->conn, st->sql, q->nparams, NULL, q->values, NULL, NULL, 0)) {
+    int sent = q->stmt == FCGI_WH_STMT && !f->fresh
+               ? PQsendQueryPrepared(f->conn, st->name, q->nparams, q->values, NULL, NULL, 0)
+               : PQsendQueryParams(f->conn, st->sql, q->nparams, NULL, q->values, NULL, NULL, 0);
+
+    if (PQsetnonblocking(f->conn, 1) != 0 || !sent) {
         fcgi_fq_lost(f, r, "send failed");
         return;
     }
@@ -394,8 +479,14 @@ fcgi_fq_read(fcgi_fq *f, const shop_query *q, shop_result *r, PGresult **resp,
         return;                     /* more to come */
     }
 
-    /* The statement is complete and the connection idle again. */
-    fcgi_target_release(f->t, f->conn);
+    /* The statement is complete and the connection idle again: pooled, or
+     * first prepared by the maintenance thread. */
+    if (f->fresh && PQstatus(f->conn) == CONNECTION_OK
+        && PQtransactionStatus(f->conn) == PQTRANS_IDLE) {
+        fcgi_target_adopt(f->t, f->conn, POLLOUT, BG_PREPARE_SEND);
+    } else {
+        fcgi_target_release(f->t, f->conn);
+    }
     f->conn = NULL;
     f->state = FQ_DONE;
     if (*resp == NULL) {
@@ -431,6 +522,7 @@ fcgi_fq_connect(fcgi_fq *f, const shop_query *q, shop_result *r)
         f->events = POLLOUT;
         return;
     case PGRES_POLLING_OK:
+        fcgi_target_connected(f->t);
         fcgi_fq_send(f, q, r);
         if (f->state == FQ_FLUSH) {
             fcgi_fq_flush(f, r);
@@ -444,6 +536,7 @@ fcgi_fq_connect(fcgi_fq *f, const shop_query *q, shop_result *r)
              fcgi_pg_message(PQerrorMessage(f->conn), msg, sizeof(msg)));
     PQfinish(f->conn);
     f->conn = NULL;
+    fcgi_target_connected(f->t);
     fcgi_target_drop(f->t, SHOP_DB_UNAVAILABLE);
     fcgi_fq_fail(f, r, SHOP_DB_UNAVAILABLE);
 }
@@ -454,10 +547,8 @@ fcgi_fq_expire(fcgi_fq *f, shop_result *r)
 {
     switch (f->state) {
     case FQ_CONNECT:
-        PQfinish(f->conn);
+        fcgi_target_adopt(f->t, f->conn, f->events, BG_CONNECT);
         f->conn = NULL;
-        /* A target that cannot even connect in time is down for a while. */
-        fcgi_target_drop(f->t, SHOP_DB_TIMEOUT);
         break;
     case FQ_FLUSH:
     case FQ_READ:
@@ -613,13 +704,6 @@ fcgi_fanout_exec(const shop_ctx *c, fcgi_target *const *targets, int ntargets,
 
 /* ---- the maintenance thread ----------------------------------------------- */
 
-typedef struct {
-    fcgi_target *t;
-    PGconn      *conn;
-    short        events;
-    int64_t      deadline;
-} fcgi_bg;
-
 /* Starts the connects the targets need: down ones due for a try, and up
  * ones below their warm count. */
 static void
@@ -660,6 +744,7 @@ fcgi_fanout_plan_bg(fcgi_bg *bg, int *nbg)
         bg[*nbg].t = t;
         bg[*nbg].conn = conn;
         bg[*nbg].events = POLLOUT;
+        bg[*nbg].state = BG_CONNECT;
         bg[*nbg].deadline = now + FCGI_BG_CONNECT_US;
         (*nbg)++;
     }
@@ -705,6 +790,62 @@ fcgi_bg_finish(fcgi_bg *b, shop_db_status failed)
     }
 }
 
+/* Sends the PREPARE; 0, or -1 when the connection failed. */
+static int
+fcgi_bg_prepare_send(fcgi_bg *b)
+{
+    const shop_statement *st = &shop_catalogue[FCGI_WH_STMT];
+    int rc;
+
+    if (PQsetnonblocking(b->conn, 1) != 0 || !PQsendPrepare(b->conn, st->name, st->sql, 0, NULL)) {
+        return -1;
+    }
+    rc = PQflush(b->conn);
+    b->state = BG_PREPARE;
+    b->events = rc == 1 ? POLLIN | POLLOUT : POLLIN;
+    return rc < 0 ? -1 : 0;
+}
+
+/* 1 when the PREPARE succeeded, 0 while it runs, -1 when it failed. */
+static int
+fcgi_bg_prepare_step(fcgi_bg *b)
+{
+    PGresult *res;
+    int ok = 1;
+
+    if (b->events & POLLOUT) {
+        int rc = PQflush(b->conn);
+        if (rc < 0) {
+            return -1;
+        }
+        b->events = rc == 1 ? POLLIN | POLLOUT : POLLIN;
+    }
+    if (!PQconsumeInput(b->conn)) {
+        return -1;
+    }
+    while (!PQisBusy(b->conn)) {
+        res = PQgetResult(b->conn);
+        if (res == NULL) {
+            return ok ? 1 : -1;
+        }
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            char msg[256];
+            int was_up;
+            pthread_mutex_lock(&b->t->lock);
+            was_up = b->t->down == SHOP_DB_OK;
+            pthread_mutex_unlock(&b->t->lock);
+            if (was_up) {
+                fcgi_log(FCGI_LOG_ERROR, "warehouse database of %s: PREPARE %s failed: %s",
+                         b->t->label, shop_catalogue[FCGI_WH_STMT].name,
+                         fcgi_pg_message(PQresultErrorMessage(res), msg, sizeof(msg)));
+            }
+            ok = 0;
+        }
+        PQclear(res);
+    }
+    return 0;
+}
+
 static void *
 fcgi_fanout_run(void *arg)
 {
@@ -718,6 +859,19 @@ fcgi_fanout_run(void *arg)
         int stop = fcgi_stopping(), npfd = 0;
         int64_t now = fcgi_now_us(), wait = 250000;
 
+        pthread_mutex_lock(&fanout.adopt_lock);
+        while (fanout.nadopt > 0 && nbg < FCGI_BG_MAX) {
+            bg[nbg++] = fanout.adopt[--fanout.nadopt];
+        }
+        pthread_mutex_unlock(&fanout.adopt_lock);
+        for (int i = 0; i < nbg; ) {
+            if (bg[i].state == BG_PREPARE_SEND && fcgi_bg_prepare_send(&bg[i]) != 0) {
+                fcgi_bg_finish(&bg[i], SHOP_DB_UNAVAILABLE);
+                bg[i] = bg[--nbg];
+                continue;
+            }
+            i++;
+        }
         if (!stop) {
             fcgi_fanout_plan_bg(bg, &nbg);
         }
@@ -751,6 +905,15 @@ fcgi_fanout_run(void *arg)
             if (pfd[2 + i].revents == 0) {
                 continue;
             }
+            if (bg[i].state == BG_PREPARE) {
+                int rc = fcgi_bg_prepare_step(&bg[i]);
+                if (rc == 0) {
+                    continue;
+                }
+                fcgi_bg_finish(&bg[i], rc > 0 ? SHOP_DB_OK : SHOP_DB_UNAVAILABLE);
+                bg[i] = bg[--nbg];
+                continue;
+            }
             switch (PQconnectPoll(bg[i].conn)) {
             case PGRES_POLLING_READING:
                 bg[i].events = POLLIN;
@@ -759,7 +922,10 @@ fcgi_fanout_run(void *arg)
                 bg[i].events = POLLOUT;
                 continue;
             case PGRES_POLLING_OK:
-                fcgi_bg_finish(&bg[i], SHOP_DB_OK);
+                if (fcgi_bg_prepare_send(&bg[i]) == 0) {
+                    continue;       /* pooled once prepared */
+                }
+                fcgi_bg_finish(&bg[i], SHOP_DB_UNAVAILABLE);
                 break;
             case PGRES_POLLING_FAILED:
             case PGRES_POLLING_ACTIVE:

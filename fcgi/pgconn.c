@@ -23,6 +23,25 @@ fcgi_pg_message(const char *msg, char *out, size_t outlen)
     return out;
 }
 
+/* libpq prints notices, and errors that arrive outside a query (a server
+ * shutting down), on stderr as bare text; the log takes JSON lines only. */
+static void
+fcgi_pg_notice(void *arg, const char *message)
+{
+    char msg[256];
+
+    (void) arg;
+    fcgi_log(FCGI_LOG_WARN, "database says: %s", fcgi_pg_message(message, msg, sizeof(msg)));
+}
+
+void
+fcgi_pg_quiet(PGconn *conn)
+{
+    if (conn != NULL) {
+        PQsetNoticeProcessor(conn, fcgi_pg_notice, NULL);
+    }
+}
+
 PGconn *
 fcgi_pg_connect(const shop_settings *s, const char *app, int64_t statement_timeout_ms,
                 char *err, size_t errlen)
@@ -54,6 +73,7 @@ fcgi_pg_connect(const shop_settings *s, const char *app, int64_t statement_timeo
         PQfinish(conn);
         return NULL;
     }
+    fcgi_pg_quiet(conn);
     return conn;
 }
 

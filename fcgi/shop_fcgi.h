@@ -52,6 +52,8 @@ PGconn *fcgi_pg_connect(const shop_settings *s, const char *app, int64_t stateme
                         char *err, size_t errlen);
 /* Prepares and checks every catalogue statement: 0, FCGI_PG_WRONG or FCGI_PG_DOWN. */
 int  fcgi_pg_prepare(PGconn *conn, char *err, size_t errlen);
+/* Routes the connection's notices to the JSON log instead of bare stderr. */
+void fcgi_pg_quiet(PGconn *conn);
 /* The first line of libpq's message, for one-line logs. */
 const char *fcgi_pg_message(const char *msg, char *out, size_t outlen);
 
