@@ -134,9 +134,11 @@ ngx_http_shop_run(ngx_http_request_t *r)
 void
 ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
 {
+    u_char                *p;
     ngx_int_t              i;
     ngx_http_request_t    *r;
     const shop_statement  *st;
+    u_char                 msg[256];
 
     r = ctx->request;
 
@@ -154,11 +156,13 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
 
         if (ctx->results[i].status == SHOP_DB_ERROR) {
             st = &shop_catalogue[ctx->core.queries[i].stmt];
+            p = ngx_http_shop_pg_message(PQresultErrorMessage(ctx->res[i]),
+                                         msg, sizeof(msg));
 
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "shop: request %*s: statement %s: %s",
+                          "shop: request %*s: statement %s: %*s",
                           ctx->core.request_id.n, ctx->core.request_id.p,
-                          st->name, PQresultErrorMessage(ctx->res[i]));
+                          st->name, p - msg, msg);
         }
     }
 

@@ -130,6 +130,8 @@ void ngx_http_shop_pool_stop(ngx_http_shop_pool_conf_t *pcf);
 void ngx_http_shop_pool_run(ngx_http_shop_ctx_t *ctx);
 /* the request goes away: forget it, discard its results when they come */
 void ngx_http_shop_pool_cancel(ngx_http_shop_ctx_t *ctx);
+/* libpq's message on one line, in buf; returns its end */
+u_char *ngx_http_shop_pg_message(const char *msg, u_char *buf, size_t len);
 
 
 extern ngx_module_t  ngx_http_shop_module;

@@ -142,8 +142,6 @@ static void ngx_http_shop_answer(ngx_http_shop_ctx_t *ctx,
 static void ngx_http_shop_ctx_timeout(ngx_event_t *ev);
 static void ngx_http_shop_max_connections(ngx_http_shop_conn_t *sc,
     PGresult *res);
-static u_char *ngx_http_shop_pg_message(const char *msg, u_char *buf,
-    size_t len);
 
 
 /*
@@ -1604,7 +1602,7 @@ ngx_http_shop_notice(void *arg, const char *message)
 
 /* libpq's message on one line */
 
-static u_char *
+u_char *
 ngx_http_shop_pg_message(const char *msg, u_char *buf, size_t len)
 {
     u_char  *p, *last;
