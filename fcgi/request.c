@@ -325,8 +325,11 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     t0 = fcgi_now_us();
     shop_arena_init(&arena, fcgi_blocks_grow, &w->blocks);
 
+    /* Request headers the client did not send are absent (p NULL), as the
+     * core tells them apart from headers sent empty; the CGI variables are
+     * "" when missing (CONTENT_TYPE too: nginx sends it even empty). */
     for (int i = 0; i < P_COUNT; i++) {
-        params[i] = SHOP_STR("");
+        params[i] = i >= P_AUTHORIZATION ? SHOP_NULL_STR : SHOP_STR("");
         seen[i] = 0;
     }
     fcgi_params_collect(&arena, rq->envp, params, seen);

@@ -74,6 +74,7 @@ class Stream:
         self.status = self.resp.status
         self.headers = self.resp.headers
         self.events, self.comments = [], 0
+        self.runs = {}                      # events per data.run (the test bursts)
         self.eof, self.error, self.closed = False, None, False
         self.cond = threading.Condition()
         if self.status == 200:
@@ -94,8 +95,11 @@ class Stream:
                 if line == "":
                     if "data" in cur:
                         ev = (int(cur.get("id", "-1")), cur.get("event"), json.loads(cur["data"]), time.time())
+                        run = ev[2].get("data", {}).get("run") if isinstance(ev[2].get("data"), dict) else None
                         with self.cond:
                             self.events.append(ev)
+                            if run is not None:
+                                self.runs[run] = self.runs.get(run, 0) + 1
                             self.cond.notify_all()
                     cur = {}
                 elif line.startswith(":"):
@@ -298,7 +302,7 @@ def test_resume_burst(shop, a):
     s1 = Stream(a.url, topics="products")
     time.sleep(0.2)
     threads, procs = shop.burst(run, 1000, writers=4)
-    s1.wait(lambda s: sum(1 for e in s.events if e[2]["data"].get("run") == run) >= 300, 20)
+    s1.wait(lambda s: s.runs.get(run, 0) >= 300, 20)
     s1.close()
     with s1.cond:
         got1 = [e for e in s1.events if e[2]["data"].get("run") == run]
@@ -307,7 +311,7 @@ def test_resume_burst(shop, a):
     for t in threads:
         t.join()
     ok(all(p.returncode == 0 for p in procs), "burst of 1000 events from 4 concurrent writers")
-    s2.wait(lambda s: sum(1 for e in s.events if e[2]["data"].get("run") == run) >= 1000 - len(got1), 20)
+    s2.wait(lambda s: s.runs.get(run, 0) >= 1000 - len(got1), 20)
     time.sleep(0.3)
     got2 = [e for e in s2.events if e[2]["data"].get("run") == run]
     table = shop.burst_ids(run)
@@ -337,7 +341,7 @@ def test_slow(shop, a):
     for t in threads:
         t.join()
     t0 = time.monotonic()
-    reader.wait(lambda s: sum(1 for e in s.events if e[2]["data"].get("run") == run) >= n, 30)
+    reader.wait(lambda s: s.runs.get(run, 0) >= n, 30)
     got = sum(1 for e in reader.events if e[2]["data"].get("run") == run)
     if got != n:
         seen = set(e[2]["data"].get("n") for e in reader.events if e[2]["data"].get("run") == run)
@@ -400,7 +404,7 @@ def test_latency(shop, a):
     threads, procs = shop.burst(run, n, writers=1, rate=100)
     for t in threads:
         t.join()
-    s.wait(lambda st: sum(1 for e in st.events if e[2]["data"].get("run") == run) >= n, 10)
+    s.wait(lambda st: st.runs.get(run, 0) >= n, 10)
     evs = [e for e in s.events if e[2]["data"].get("run") == run]
     lat = []
     for e in evs:
@@ -422,7 +426,7 @@ def test_latency(shop, a):
     time.sleep(0.2)
     t0 = time.monotonic()
     threads, procs = shop.burst(run, 5000, writers=4)
-    s.wait(lambda st: sum(1 for e in st.events if e[2]["data"].get("run") == run) >= 5000, 60)
+    s.wait(lambda st: st.runs.get(run, 0) >= 5000, 60)
     dt = time.monotonic() - t0
     for t in threads:
         t.join()
