@@ -179,6 +179,7 @@ ngx_http_shop_request(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
     shop_str                    path, base;
     shop_request               *req;
     ngx_time_t                 *tp;
+    ngx_table_elt_t            *h;
     ngx_http_variable_value_t  *vv;
     ngx_http_shop_main_conf_t  *smcf;
 
@@ -225,12 +226,14 @@ ngx_http_shop_request(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
 
     req->path = path;
 
-    if (r->headers_in.content_type) {
-        req->content_type.p = (const char *) r->headers_in.content_type->value.data;
-        req->content_type.n = r->headers_in.content_type->value.len;
+    h = r->headers_in.content_type;
+
+    if (h) {
+        req->content_type.p = (const char *) h->value.data;
+        req->content_type.n = h->value.len;
 
     } else {
-        req->content_type = SHOP_STR("");
+        req->content_type = SHOP_NULL_STR;
     }
 
     ngx_http_shop_headers_in(r, ctx);
@@ -265,8 +268,10 @@ ngx_http_shop_headers_in(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
     ngx_table_elt_t         *h;
     ngx_http_shop_header_t  *sh;
 
+    /* absent: p NULL; sent empty: p set, n 0 */
+
     for (sh = ngx_http_shop_headers; sh->name.len; sh++) {
-        *(shop_str *) ((char *) &ctx->req + sh->offset) = SHOP_STR("");
+        *(shop_str *) ((char *) &ctx->req + sh->offset) = SHOP_NULL_STR;
     }
 
     seen = 0;

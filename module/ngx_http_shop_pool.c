@@ -130,7 +130,8 @@ static ngx_int_t ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc,
     ngx_http_shop_ctx_t *ctx, ngx_queue_t *done);
 static void ngx_http_shop_notice(void *arg, const char *message);
 
-static ngx_http_shop_conn_t *ngx_http_shop_pool_pick(ngx_http_shop_pool_t *pool);
+static ngx_http_shop_conn_t *ngx_http_shop_pool_pick(
+    ngx_http_shop_pool_t *pool);
 static void ngx_http_shop_pool_dispatch(ngx_http_shop_pool_t *pool,
     ngx_queue_t *done);
 static void ngx_http_shop_pool_flush_waiting(ngx_http_shop_pool_t *pool,

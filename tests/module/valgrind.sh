@@ -19,7 +19,11 @@ SHOP_SRCDIR=${SHOP_SRCDIR:-$(cd "$here/../.." && pwd)}
 SHOP_BUILDDIR=${SHOP_BUILDDIR:-$(dirname "$(dirname "$so")")}
 . "$SHOP_SRCDIR/tests/lib.sh"
 
-work=${2:-$(mktemp -d /tmp/shop-vg.XXXXXX)}
+work=${2:-}
+if [ -z "$work" ]; then
+    work=$(mktemp -d /tmp/shop-vg.XXXXXX)
+    own_work=1
+fi
 mkdir -p "$work/ngx/logs" "$work/ngx/tmp"
 chmod 755 "$work"
 
@@ -53,6 +57,7 @@ shop_psql shop -v n=200 -f "$SHOP_SRCDIR/sql/seed.sql" >/dev/null
 export PGHOST=$SHOP_PG_SOCKDIR PGPORT=$SHOP_PG_PORT PGUSER=shop PGDATABASE=shop
 
 shop_write_secret "$work/token"
+shop_write_secret "$work/webhook"
 token=$(tr -d '\n' <"$work/token")
 
 cat >"$work/ngx/nginx.conf" <<EOF
@@ -72,6 +77,7 @@ http {
     scgi_temp_path $work/ngx/tmp/scgi;
     shop_database "host=$SHOP_PG_SOCKDIR port=$SHOP_PG_PORT user=shop dbname=shop";
     shop_admin_token_file $work/token;
+    shop_webhook_secret_file $work/webhook;
     shop_pool_size 2;
     shop_body_limit 64k;
     server {
@@ -127,6 +133,16 @@ req() { curl -s -o /dev/null -w '%{http_code}\n' "$@"; }
 bad=$(grep -cvE '^(200|201|204|304|400|401|404|405|409|412|413|415|422)$' "$work/codes")
 ok "$bad" "$(wc -l <"$work/codes") requests of every kind answered as the API says ($bad unexpected)"
 
+# the HTTP suite, when there is one (its verdict is the suite's business:
+# here it only drives the module through every route)
+if [ -r "$SHOP_SRCDIR/tests/http/suite.py" ] && command -v python3 >/dev/null; then
+    timeout 900 python3 "$SHOP_SRCDIR/tests/http/suite.py" --target "module=$u" \
+        --token-file "$work/token" --webhook-secret-file "$work/webhook" \
+        --body-limit 65536 >"$work/suite.tap" 2>&1
+    echo "# HTTP suite under valgrind: $(grep -c '^ok' "$work/suite.tap") ok," \
+         "$(grep -c '^not ok' "$work/suite.tap") not ok ($work/suite.tap)"
+fi
+
 # clients that give up while their statement waits for a row lock; then
 # more requests than the small pool holds
 mkfifo "$work/lock.in"
@@ -180,4 +196,9 @@ ok $? "valgrind: definitely lost ${definite:-0} bytes"
 grep -E 'definitely lost|indirectly lost|possibly lost|still reachable|ERROR SUMMARY' "$work/valgrind.log" | sed 's/^/# /'
 echo "# valgrind log: $work/valgrind.log"
 
+if [ "$failed" = 0 ] && [ "${own_work:-0}" = 1 ]; then
+    shop_pg_stop "$work/pg" >/dev/null 2>&1
+    rm -rf "$work"
+    echo "# (passed: $work removed)"
+fi
 [ "$failed" = 0 ]
