@@ -81,7 +81,7 @@ static struct {
     pthread_t            tid;
     int                  running;
     uint64_t             published;  /* events, for the log */
-} hub = { .lock = PTHREAD_MUTEX_INITIALIZER, .cursor = -1 };
+} hub;   /* zero-initialized, so the ring costs no file size; set up in fcgi_hub_start() */
 
 
 /* ---- streams' side ---------------------------------------------------------- */
@@ -544,6 +544,8 @@ fcgi_hub_start(const shop_settings *s)
     pthread_condattr_t attr;
 
     hub.settings = s;
+    hub.cursor = -1;
+    pthread_mutex_init(&hub.lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&hub.cond, &attr);
