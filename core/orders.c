@@ -8,6 +8,7 @@
 #include "fields.h"
 #include "handlers.h"
 #include "order_state.h"
+#include "page.h"
 #include "params.h"
 #include "timefmt.h"
 #include "uri.h"
@@ -137,55 +138,14 @@ void
 shop_order_place_plan(shop_ctx *c)
 {
     static const char *const known[] = { "items", "customer_email", NULL };
-    static const char *const item_known[] = { "sku", "quantity", NULL };
     shop_field_errors errs = { 0 };
     shop_fields f;
-    struct json_object *items = NULL;
+    shop_lines lines;
     const char *email = NULL;
-    const char **skus = NULL;
-    int64_t *qtys = NULL;
-    int n = 0;
     shop_query *q;
 
     shop_fields_begin(&f, c, c->json, NULL, &errs, known);
-    if (!json_object_object_get_ex(c->json, "items", &items) || items == NULL) {
-        shop_fields_fail(&f, "items", "is required");
-    } else if (!json_object_is_type(items, json_type_array)) {
-        shop_fields_fail(&f, "items", "must be an array");
-    } else if ((n = (int) json_object_array_length(items)) < 1 || n > SHOP_ORDER_MAX_LINES) {
-        shop_fields_fail(&f, "items", "must have 1 to 100 elements");
-        n = 0;
-    } else {
-        skus = shop_calloc(c->arena, sizeof(*skus) * (size_t) n);
-        qtys = shop_calloc(c->arena, sizeof(*qtys) * (size_t) n);
-        if (skus == NULL || qtys == NULL) {
-            return;
-        }
-        for (int i = 0; i < n; i++) {
-            struct json_object *item = json_object_array_get_idx(items, (size_t) i);
-            char prefix[24];
-            snprintf(prefix, sizeof(prefix), "items[%d].", i);
-            const char *p = shop_strndup(c->arena, prefix, strlen(prefix));
-            if (!json_object_is_type(item, json_type_object)) {
-                char field[24];
-                snprintf(field, sizeof(field), "items[%d]", i);
-                shop_fields_fail(&f, field, "must be an object");
-                continue;
-            }
-            shop_fields g;
-            shop_fields_begin(&g, c, item, p, &errs, item_known);
-            if (shop_field_token(&g, "sku", 1, 1, 64, shop_is_sku_char,
-                                 "must be 1-64 of A-Z a-z 0-9 - _ .", &skus[i]) == 1) {
-                for (int j = 0; j < i; j++) {
-                    if (skus[j] != NULL && strcmp(skus[j], skus[i]) == 0) {
-                        shop_fields_fail(&g, "sku", "appears more than once in the order");
-                        break;
-                    }
-                }
-            }
-            shop_field_int(&g, "quantity", 1, 1, SHOP_ORDER_MAX_QUANTITY, &qtys[i]);
-        }
-    }
+    shop_read_lines(&f, SHOP_ORDER_MAX_LINES, SHOP_ORDER_MAX_QUANTITY, &lines);
     if (shop_field_text(&f, "customer_email", 1, 3, SHOP_EMAIL_MAX_CHARS, 0, &email) == 1
         && !email_ok(email)) {
         shop_fields_fail(&f, "customer_email", "must be an email address");
@@ -202,21 +162,21 @@ shop_order_place_plan(shop_ctx *c)
     /* What "the same body" means for Idempotency-Key: the same address and
      * lines, however the JSON was spelled. */
     shop_buf fp;
-    shop_buf_init(&fp, c->arena, 64 + (size_t) n * 32);
+    shop_buf_init(&fp, c->arena, 64 + (size_t) lines.n * 32);
     shop_buf_adds(&fp, email);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < lines.n; i++) {
         shop_buf_addc(&fp, '\n');
-        shop_buf_adds(&fp, skus[i]);
+        shop_buf_adds(&fp, lines.skus[i]);
         shop_buf_addc(&fp, ' ');
-        shop_buf_add_int(&fp, qtys[i]);
+        shop_buf_add_int(&fp, lines.quantities[i]);
     }
     shop_str fps = shop_buf_str(&fp);
 
     if ((q = shop_plan_query(c, SHOP_STMT_ORDER_PLACE)) == NULL) {
         return;
     }
-    q->values[0] = shop_pg_text_array(c->arena, skus, n);
-    q->values[1] = shop_pg_int_array(c->arena, qtys, n);
+    q->values[0] = shop_pg_text_array(c->arena, lines.skus, lines.n);
+    q->values[1] = shop_pg_int_array(c->arena, lines.quantities, lines.n);
     q->values[2] = email;
     q->values[3] = key.p != NULL ? shop_strndup(c->arena, key.p, key.n) : NULL;
     q->values[4] = shop_sha256_hex(c->arena, fps.p, fps.n);
@@ -274,41 +234,17 @@ typedef struct {
 void
 shop_order_list_plan(shop_ctx *c)
 {
-    shop_arena *a = c->arena;
-    shop_str v, key;
-    int64_t limit = 50;
-    const char *after = "0", *status = NULL;
+    shop_str v;
+    shop_page page;
+    const char *status = NULL;
     shop_order_state st;
     order_list_state *ls;
     shop_query *q;
 
-    switch (shop_query_param(a, c->req->query, "limit", &v)) {
-    case SHOP_QP_FOUND:
-        limit = shop_parse_id(v);
-        if (limit >= 1 && limit <= 500) {
-            break;
-        }
-        /* fall through */
-    case SHOP_QP_BAD:
-        shop_fail(c, SHOP_E_BAD_REQUEST, "limit must be an integer from 1 to 500");
+    if (shop_page_params(c, 'o', &page) != 0) {
         return;
-    case SHOP_QP_ABSENT:
-        break;
     }
-    switch (shop_query_param(a, c->req->query, "after", &v)) {
-    case SHOP_QP_FOUND:
-        if (shop_cursor_decode(a, 'o', v, &key) == 0 && shop_parse_id(key) > 0) {
-            after = key.p;
-            break;
-        }
-        /* fall through */
-    case SHOP_QP_BAD:
-        shop_fail(c, SHOP_E_BAD_REQUEST, "after is not a valid cursor");
-        return;
-    case SHOP_QP_ABSENT:
-        break;
-    }
-    switch (shop_query_param(a, c->req->query, "status", &v)) {
+    switch (shop_query_param(c->arena, c->req->query, "status", &v)) {
     case SHOP_QP_FOUND:
         if (shop_order_state_parse(v, &st) == 0) {
             status = shop_order_state_name(st);
@@ -322,13 +258,14 @@ shop_order_list_plan(shop_ctx *c)
     case SHOP_QP_ABSENT:
         break;
     }
-    if ((ls = shop_alloc(a, sizeof(*ls))) == NULL || (q = shop_plan_query(c, SHOP_STMT_ORDER_LIST)) == NULL) {
+    if ((ls = shop_alloc(c->arena, sizeof(*ls))) == NULL
+        || (q = shop_plan_query(c, SHOP_STMT_ORDER_LIST)) == NULL) {
         return;
     }
-    ls->limit = (int) limit;
+    ls->limit = page.limit;
     c->state = ls;
-    q->values[0] = after;
-    q->values[1] = shop_fmt_int(a, limit + 1);
+    q->values[0] = page.after;
+    q->values[1] = shop_fmt_int(c->arena, page.limit + 1);
     q->values[2] = status;
 }
 

@@ -6,11 +6,10 @@
 #include "fields.h"
 #include "handlers.h"
 #include "json_strict.h"
+#include "page.h"
 #include "timefmt.h"
 #include "uri.h"
 
-#define SHOP_PAGE_DEFAULT 50
-#define SHOP_PAGE_MAX     500
 #define SHOP_Q_MAX_CHARS  200
 
 static void
@@ -70,38 +69,14 @@ void
 shop_product_list_plan(shop_ctx *c)
 {
     shop_arena *a = c->arena;
-    shop_str limit_s, after_s, q, category, after_key;
-    int64_t limit = SHOP_PAGE_DEFAULT;
+    shop_str q, category;
+    shop_page page;
     shop_qp has_q, has_cat;
     list_state *st;
     shop_query *qr;
 
-    switch (shop_query_param(a, c->req->query, "limit", &limit_s)) {
-    case SHOP_QP_FOUND:
-        limit = shop_parse_id(limit_s);
-        if (limit >= 1 && limit <= SHOP_PAGE_MAX) {
-            break;
-        }
-        /* fall through */
-    case SHOP_QP_BAD:
-        shop_fail(c, SHOP_E_BAD_REQUEST, "limit must be an integer from 1 to 500");
+    if (shop_page_params(c, 'p', &page) != 0) {
         return;
-    case SHOP_QP_ABSENT:
-        break;
-    }
-    const char *after = "0";
-    switch (shop_query_param(a, c->req->query, "after", &after_s)) {
-    case SHOP_QP_FOUND:
-        if (shop_cursor_decode(a, 'p', after_s, &after_key) == 0 && shop_parse_id(after_key) > 0) {
-            after = after_key.p;
-            break;
-        }
-        /* fall through */
-    case SHOP_QP_BAD:
-        shop_fail(c, SHOP_E_BAD_REQUEST, "after is not a valid cursor");
-        return;
-    case SHOP_QP_ABSENT:
-        break;
     }
     has_q = shop_query_param(a, c->req->query, "q", &q);
     if (has_q == SHOP_QP_BAD || (has_q == SHOP_QP_FOUND && shop_utf8_chars(q.p, q.n) > SHOP_Q_MAX_CHARS)) {
@@ -119,7 +94,7 @@ shop_product_list_plan(shop_ctx *c)
     if (st == NULL) {
         return;
     }
-    st->limit = (int) limit;
+    st->limit = page.limit;
     c->state = st;
 
     int filtered = (has_q == SHOP_QP_FOUND && q.n > 0) || has_cat == SHOP_QP_FOUND;
@@ -127,8 +102,8 @@ shop_product_list_plan(shop_ctx *c)
     if (qr == NULL) {
         return;
     }
-    qr->values[0] = after;
-    qr->values[1] = shop_fmt_int(a, limit + 1);
+    qr->values[0] = page.after;
+    qr->values[1] = shop_fmt_int(a, page.limit + 1);
     if (filtered) {
         qr->values[2] = has_q == SHOP_QP_FOUND && q.n > 0 ? shop_strndup(a, q.p, q.n) : NULL;
         qr->values[3] = has_cat == SHOP_QP_FOUND ? shop_strndup(a, category.p, category.n) : NULL;

@@ -6,77 +6,34 @@
 
 #include "fields.h"
 #include "handlers.h"
+#include "page.h"
 #include "params.h"
 
-#define SHOP_CHECK_MAX_ITEMS 100
-
-typedef struct {
-    int           n;
-    const char  **skus;
-    int64_t      *requested;
-} check_state;
+#define SHOP_CHECK_MAX_ITEMS    100
+#define SHOP_CHECK_MAX_QUANTITY 1000000000
 
 void
 shop_stock_check_plan(shop_ctx *c)
 {
     static const char *const known[] = { "items", NULL };
-    static const char *const item_known[] = { "sku", "quantity", NULL };
     shop_field_errors errs = { 0 };
     shop_fields f;
-    struct json_object *items = NULL;
-    check_state *st;
-    int n = 0;
+    shop_lines *st;
 
-    if ((st = shop_calloc(c->arena, sizeof(*st))) == NULL) {
+    if ((st = shop_alloc(c->arena, sizeof(*st))) == NULL) {
         return;
     }
     shop_fields_begin(&f, c, c->json, NULL, &errs, known);
-    if (!json_object_object_get_ex(c->json, "items", &items) || items == NULL) {
-        shop_fields_fail(&f, "items", "is required");
-    } else if (!json_object_is_type(items, json_type_array)) {
-        shop_fields_fail(&f, "items", "must be an array");
-    } else if ((n = (int) json_object_array_length(items)) < 1 || n > SHOP_CHECK_MAX_ITEMS) {
-        shop_fields_fail(&f, "items", "must have 1 to 100 elements");
-        n = 0;
-    } else {
-        st->skus = shop_calloc(c->arena, sizeof(*st->skus) * (size_t) n);
-        st->requested = shop_calloc(c->arena, sizeof(*st->requested) * (size_t) n);
-        if (st->skus == NULL || st->requested == NULL) {
-            return;
-        }
-        for (int i = 0; i < n; i++) {
-            struct json_object *item = json_object_array_get_idx(items, (size_t) i);
-            char prefix[24];
-            snprintf(prefix, sizeof(prefix), "items[%d]", i);
-            if (!json_object_is_type(item, json_type_object)) {
-                shop_fields_fail(&f, prefix, "must be an object");
-                continue;
-            }
-            strcat(prefix, ".");
-            shop_fields g;
-            shop_fields_begin(&g, c, item, shop_strndup(c->arena, prefix, strlen(prefix)), &errs, item_known);
-            if (shop_field_token(&g, "sku", 1, 1, 64, shop_is_sku_char,
-                                 "must be 1-64 of A-Z a-z 0-9 - _ .", &st->skus[i]) == 1) {
-                for (int j = 0; j < i; j++) {
-                    if (st->skus[j] != NULL && strcmp(st->skus[j], st->skus[i]) == 0) {
-                        shop_fields_fail(&g, "sku", "appears more than once");
-                        break;
-                    }
-                }
-            }
-            shop_field_int(&g, "quantity", 1, 1, 1000000000, &st->requested[i]);
-        }
-    }
+    shop_read_lines(&f, SHOP_CHECK_MAX_ITEMS, SHOP_CHECK_MAX_QUANTITY, st);
     if (shop_fields_end(c, &errs) != 0) {
         return;
     }
-    st->n = n;
     c->state = st;
     if (c->req->nwarehouses == 0) {
         shop_fail(c, SHOP_E_UNAVAILABLE, "no warehouse is known to the shop");
         return;
     }
-    const char *skus = shop_pg_text_array(c->arena, st->skus, n);
+    const char *skus = shop_pg_text_array(c->arena, st->skus, st->n);
     for (int w = 0; w < c->req->nwarehouses; w++) {
         shop_query *q = shop_plan_query(c, SHOP_STMT_WAREHOUSE_STOCK);
         if (q == NULL) {
@@ -112,7 +69,7 @@ warehouse_status(const shop_result *r)
 void
 shop_stock_check_render(shop_ctx *c, const shop_result *r)
 {
-    const check_state *st = c->state;
+    const shop_lines *st = c->state;
     int nw = c->nqueries, answered = 0;
     shop_buf b;
 
@@ -153,13 +110,13 @@ shop_stock_check_render(shop_ctx *c, const shop_result *r)
         shop_buf_adds(&b, "{\"sku\":");
         shop_buf_add_jsons(&b, st->skus[i]);
         shop_buf_adds(&b, ",\"requested\":");
-        shop_buf_add_int(&b, st->requested[i]);
+        shop_buf_add_int(&b, st->quantities[i]);
         shop_buf_adds(&b, ",\"available\":");
         shop_buf_add_int(&b, available);
         shop_buf_adds(&b, ",\"by_warehouse\":{");
         shop_buf_add(&b, per.p, per.len);
         shop_buf_adds(&b, "},\"ok\":");
-        shop_buf_adds(&b, known && available >= st->requested[i] ? "true" : "false");
+        shop_buf_adds(&b, known && available >= st->quantities[i] ? "true" : "false");
         if (!known) {
             shop_buf_adds(&b, ",\"unknown\":true");
         }
