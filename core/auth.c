@@ -66,11 +66,8 @@ shop_auth_signature(const shop_settings *s, shop_arena *a, shop_str h, const cha
         *why = "webhooks are not configured";
         return 0;
     }
-    h = shop_str_trim(h);
-    while (h.n) {
-        const char *comma = memchr(h.p, ',', h.n);
-        shop_str item = shop_str_trim((shop_str) { h.p, comma ? (size_t) (comma - h.p) : h.n });
-        h = comma ? (shop_str) { comma + 1, h.n - (size_t) (comma + 1 - h.p) } : SHOP_STR("");
+    shop_str item;
+    while (shop_str_split(&h, ',', &item)) {
         if (item.n > 2 && item.p[0] == 't' && item.p[1] == '=') {
             t = (shop_str) { item.p + 2, item.n - 2 };
         } else if (item.n > 3 && memcmp(item.p, "v1=", 3) == 0 && nv1 < 4) {

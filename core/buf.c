@@ -163,6 +163,25 @@ shop_str_trim(shop_str s)
     return s;
 }
 
+int
+shop_str_split(shop_str *rest, char sep, shop_str *item)
+{
+    if (rest->p == NULL) {
+        return 0;
+    }
+    const char *at = rest->n ? memchr(rest->p, sep, rest->n) : NULL;
+    size_t len = at ? (size_t) (at - rest->p) : rest->n;
+
+    *item = shop_str_trim((shop_str) { rest->p, len });
+    if (at != NULL) {
+        rest->n -= len + 1;
+        rest->p = at + 1;
+    } else {
+        *rest = SHOP_NULL_STR;
+    }
+    return 1;
+}
+
 shop_str
 shop_cstr(const char *s)
 {

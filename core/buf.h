@@ -36,6 +36,9 @@ shop_str shop_buf_str(shop_buf *b);
 int   shop_str_eq(shop_str a, const char *lit);
 int   shop_str_eq_nocase(shop_str a, const char *lit);
 shop_str shop_str_trim(shop_str s);
+/* Takes the next sep-separated item off *rest, trimmed of blanks; 0 when
+ * *rest is used up (or was absent). "a," holds "a" and "". */
+int      shop_str_split(shop_str *rest, char sep, shop_str *item);
 shop_str shop_cstr(const char *s);
 
 #endif

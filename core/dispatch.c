@@ -306,26 +306,21 @@ sane_request_id(shop_str id)
 static int
 media_type_ok(shop_str ct, int merge_patch)
 {
-    if (ct.n == 0) {
+    shop_str type, param;
+
+    if (ct.n == 0 || !shop_str_split(&ct, ';', &type)) {
         return 0;
     }
-    const char *semi = memchr(ct.p, ';', ct.n);
-    shop_str type = shop_str_trim((shop_str) { ct.p, semi ? (size_t) (semi - ct.p) : ct.n });
-
     if (!shop_str_eq_nocase(type, "application/json")
         && !(merge_patch && shop_str_eq_nocase(type, "application/merge-patch+json"))) {
         return 0;
     }
-    while (semi != NULL) {
-        shop_str rest = { semi + 1, ct.n - (size_t) (semi + 1 - ct.p) };
-        semi = memchr(rest.p, ';', rest.n);
-        shop_str param = shop_str_trim((shop_str) { rest.p, semi ? (size_t) (semi - rest.p) : rest.n });
-        const char *eq = memchr(param.p, '=', param.n);
-        if (eq == NULL) {
+    while (shop_str_split(&ct, ';', &param)) {
+        shop_str name, value = param;
+        if (!shop_str_split(&value, '=', &name) || value.p == NULL) {
             continue;
         }
-        shop_str name = shop_str_trim((shop_str) { param.p, (size_t) (eq - param.p) });
-        shop_str value = shop_str_trim((shop_str) { eq + 1, param.n - (size_t) (eq + 1 - param.p) });
+        value = shop_str_trim(value);
         if (value.n >= 2 && value.p[0] == '"' && value.p[value.n - 1] == '"') {
             value.p++;
             value.n -= 2;

@@ -27,14 +27,13 @@ int
 shop_topics_parse(shop_str list, unsigned *out)
 {
     unsigned bits = 0;
+    shop_str name;
 
     if (list.n == 0) {
         *out = SHOP_TOPIC_ALL;
         return 0;
     }
-    while (1) {
-        const char *comma = memchr(list.p, ',', list.n);
-        shop_str name = { list.p, comma ? (size_t) (comma - list.p) : list.n };
+    while (shop_str_split(&list, ',', &name)) {
         unsigned bit = 0;
         for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
             if (shop_str_eq(name, topics[i].name)) {
@@ -45,11 +44,6 @@ shop_topics_parse(shop_str list, unsigned *out)
             return -1;
         }
         bits |= bit;
-        if (comma == NULL) {
-            break;
-        }
-        list.n -= (size_t) (comma + 1 - list.p);
-        list.p = comma + 1;
     }
     *out = bits;
     return 0;

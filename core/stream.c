@@ -12,17 +12,12 @@
 static int
 has_token(shop_str list, const char *token)
 {
-    while (list.n) {
-        const char *comma = memchr(list.p, ',', list.n);
-        shop_str item = shop_str_trim((shop_str) { list.p, comma ? (size_t) (comma - list.p) : list.n });
+    shop_str item;
+
+    while (shop_str_split(&list, ',', &item)) {
         if (shop_str_eq_nocase(item, token)) {
             return 1;
         }
-        if (comma == NULL) {
-            break;
-        }
-        list.n -= (size_t) (comma + 1 - list.p);
-        list.p = comma + 1;
     }
     return 0;
 }
