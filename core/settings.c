@@ -54,7 +54,7 @@ const shop_setting shop_setting_table[] = {
       "unsent bytes a subscriber may fall behind before it is dropped (it resumes by id)" },
     { "warehouse_pool_size", "SHOP_WAREHOUSE_POOL_SIZE", "shop_warehouse_pool_size", SHOP_SET_INT, SHOP_SET_BOTH,
       "4", 1, 64, F(warehouse_pool_size),
-      "connections per warehouse database of the stock check (per process or worker)" },
+      "stock-check connections per warehouse (per process or worker); warehouses sharing a database share its pool" },
 };
 
 const size_t shop_setting_count = sizeof(shop_setting_table) / sizeof(shop_setting_table[0]);
