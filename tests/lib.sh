@@ -344,6 +344,75 @@ shop_nginx_add_main() {
     printf '%s\n' "$@" >"$prefix/conf.d/main-$name.conf"
 }
 
+# shop_nginx_add_http PREFIX NAME LINE...: http-context lines (log_format) in
+# PREFIX/conf.d/http-NAME.conf, included before every server block.
+shop_nginx_add_http() {
+    local prefix=$1 name=$2; shift 2
+    printf '%s\n' "$@" >"$prefix/conf.d/http-$name.conf"
+}
+
+# ------------------------------------------------------------ the nginx module
+
+# shop_module_so: the module built next to shop-fcgi.
+shop_module_so() { printf '%s\n' "$SHOP_BUILDDIR/module/ngx_http_shop_module.so"; }
+
+# shop_module_has DIRECTIVE: true when the built module knows DIRECTIVE (its
+# name is a string of its own in the .so), so a configuration can use a
+# directive only once the module has it.
+shop_module_has() {
+    LC_ALL=C grep -qaP "\\x00$1\\x00" "$(shop_module_so)" 2>/dev/null
+}
+
+# shop_nginx_add_module PREFIX NAME VAR=VALUE...: loads the module (once) and
+# adds a server block from conf/nginx-module.server.conf.in as
+# PREFIX/conf.d/server-NAME.conf. VARs: LISTEN, DATABASE, ADMIN_TOKEN_FILE,
+# WEBHOOK_SECRET_FILE (required); BASE_PATH (""), BODY_LIMIT (1m),
+# POOL_SIZE (2), SETTINGS and LOCATIONS (extra lines, ""), ACCESS_LOG
+# (PREFIX/logs/shop-NAME.log, JSON lines).
+shop_nginx_add_module() {
+    local prefix=$1 name=$2 so; shift 2
+    so=$(shop_module_so)
+    [ -r "$so" ] || { shop_say "the nginx module is not built: $so"; return 1; }
+    shop_check_path "$so" || return 1
+    shop_nginx_add_main "$prefix" module "load_module $so;" || return 1
+    shop_nginx_add_http "$prefix" module \
+        "# the module's JSON log line per request (as shop-fcgi logs them)" \
+        "log_format shop_module_json escape=none '\$shop_log';" || return 1
+    shop_nginx_add_server "$prefix" "$name" "$SHOP_SRCDIR/conf/nginx-module.server.conf.in" "$@" \
+        BASE_PATH="" BODY_LIMIT=1m POOL_SIZE=2 SETTINGS="" LOCATIONS="" \
+        ACCESS_LOG="$prefix/logs/shop-$name.log shop_module_json"
+}
+
+# shop_module_warehouse_settings VAR=VALUE...: the module's lines for the
+# fan-out settings given the shop-fcgi way: SHOP_STOCK_DEADLINE_MS=250ms ->
+# `shop_stock_deadline 250ms;`, SHOP_WAREHOUSE_NORTH_DC_DATABASE=dsn ->
+# `shop_warehouse_database north-dc "dsn";` (the code: lower case, '_' as
+# '-', as shop-fcgi reads it). Other VARs are ignored. A directive the built
+# module does not know yet is left out, with a warning (the module then asks
+# the shop's database for those warehouses).
+shop_module_warehouse_settings() {
+    local kv name val code
+    for kv in "$@"; do
+        name=${kv%%=*} val=${kv#*=}
+        case "$name" in
+            SHOP_STOCK_DEADLINE_MS)
+                case "$val" in *[!0-9]*) ;; ?*) val=${val}ms ;; esac
+                printf '    shop_stock_deadline %s;\n' "$val" ;;
+            SHOP_WAREHOUSE_*_DATABASE)
+                code=${name#SHOP_WAREHOUSE_}; code=${code%_DATABASE}
+                code=$(tr 'A-Z_' 'a-z-' <<<"$code")
+                case "$val" in *[\"\\]*)
+                    shop_say "$name: a DSN with a quote or backslash cannot go into nginx.conf; left out"; continue ;;
+                esac
+                if shop_module_has shop_warehouse_database; then
+                    printf '    shop_warehouse_database %s "%s";\n' "$code" "$val"
+                else
+                    shop_say "the module has no shop_warehouse_database yet: warehouse $code is asked in the shop's database there"
+                fi ;;
+        esac
+    done
+}
+
 # shop_nginx_start PREFIX: tests the configuration, starts nginx (it
 # daemonises; master as the caller, workers as nobody when root) and sets
 # SHOP_NGINX_PID from its pid file.

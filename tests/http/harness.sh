@@ -3,14 +3,21 @@
 #
 # Starts its own PostgreSQL (random free port, a temp dir under /tmp), migrates
 # and seeds it with the built shop-fcgi, starts shop-fcgi under spawn-fcgi and
-# nginx in front of it (a random free port), then:
+# one nginx with two server blocks (random free ports): fastcgi_pass to
+# shop-fcgi, and the nginx module (load_module + shop;) on the same
+# database; then:
 #   - setup and the typed-SQL check: `shop-fcgi check` passes on the migrated
 #     schema and fails, naming the statement and the column, on drift;
 #   - configuration refusals at start-up;
-#   - tests/http/suite.py against every front-end (TARGETS below): the case
-#     table, the bad-input table, parity, concurrency; then a database outage;
-#   - SIGTERM ends shop-fcgi with status 0; the logs are sane; no sanitizer
-#     report (a --enable-sanitizers build logs ASan/UBSan reports to files).
+#   - tests/http/suite.py against both front-ends (TARGETS below: fcgi and
+#     module): the case table, the bad-input table, concurrency, orders, then
+#     parity (the same requests to both; any difference fails); then a
+#     database outage under both;
+#   - SIGTERM ends shop-fcgi with status 0; the logs of both are sane; no
+#     sanitizer report (a --enable-sanitizers build logs ASan/UBSan reports to
+#     files; the module is never sanitized: Debian's nginx is not).
+# The module's own live tests (non-blocking, aborts, pool exhaustion, restart)
+# are tests/module/live.sh.
 # Everything started here is stopped by PID on exit. Output is TAP on stdout;
 # diagnostics are '#' lines. SHOP_KEEP_TMP=1 keeps the temp dir.
 #
@@ -49,6 +56,7 @@ T=$(mktemp -d /tmp/shop-http.XXXXXX) || { echo "Bail out! mktemp failed"; exit 1
 chmod 755 "$T"
 mkdir -p "$T/san"
 FCGI_PID="" NGINX_PREFIX=$T/nginx FCGI_LOG=$T/shop-fcgi.log FCGI_SOCK=$T/fcgi.sock
+MODULE_LOG=$T/nginx/logs/shop-module.log
 KEEP_LOGS=$BUILD/tests/http/harness-logs
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -60,7 +68,8 @@ cleanup() {
     # Keep the logs next to the build for a post-mortem; drop the rest.
     if mkdir -p "$KEEP_LOGS" 2>/dev/null; then
         rm -f "$KEEP_LOGS"/*
-        cp "$FCGI_LOG" "$NGINX_PREFIX/logs/error.log" "$T/pg/server.log" "$T"/suite*.out "$KEEP_LOGS/" 2>/dev/null
+        cp "$FCGI_LOG" "$MODULE_LOG" "$NGINX_PREFIX/logs/error.log" "$NGINX_PREFIX/logs/access.log" \
+           "$T/pg/server.log" "$T"/suite*.out "$KEEP_LOGS/" 2>/dev/null
         cp "$T"/san/* "$KEEP_LOGS/" 2>/dev/null
     fi
     if [ "${SHOP_KEEP_TMP:-0}" = 1 ]; then diag "kept $T"; else rm -rf "$T"; fi
@@ -69,7 +78,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 failure_logs() {
-    shop_tail_logs 40 "$FCGI_LOG" "$NGINX_PREFIX/logs/error.log" "$T/pg/server.log"
+    shop_tail_logs 40 "$FCGI_LOG" "$MODULE_LOG" "$NGINX_PREFIX/logs/error.log" "$T/pg/server.log"
     diag "full logs: $KEEP_LOGS"
 }
 
@@ -92,8 +101,8 @@ diag "source $SRC, build $BUILD (sanitizers: $SANITIZED), temp $T"
 
 # ------------------------------------------------------------------ setup
 
-mapfile -t PORTS < <(shop_free_ports 2)
-PG_PORT=${PORTS[0]} FCGI_HTTP_PORT=${PORTS[1]}
+mapfile -t PORTS < <(shop_free_ports 3)
+PG_PORT=${PORTS[0]} FCGI_HTTP_PORT=${PORTS[1]} MODULE_HTTP_PORT=${PORTS[2]}
 
 t0=$(date +%s%N)
 if shop_pg_start "$T/pg" "$PG_PORT" "$T/pg/run" 2>"$T/pg-start.err"; then
@@ -194,21 +203,32 @@ else
     bail "shop-fcgi did not start" "$(cat "$T/fcgi-start.err")"
 fi
 
-# One nginx, one server block per front-end. The nginx module (next issue)
-# adds its server block here and appends its URL to TARGETS.
+# One nginx, one server block per front-end, both on the same database with
+# the same token, secret and body limit: shop-fcgi behind fastcgi_pass, and
+# the nginx module (load_module + shop;). suite.py runs every case against
+# each and compares them in its parity section.
 TARGETS=()
 {
     shop_nginx_prepare "$NGINX_PREFIX" ERROR_LOG_LEVEL=warn WORKER_PROCESSES=2 \
         ACCESS_LOG="$NGINX_PREFIX/logs/access.log shop" &&
     shop_nginx_add_server "$NGINX_PREFIX" fcgi "$SRC/conf/nginx-fcgi.server.conf.in" \
-        LISTEN="127.0.0.1:$FCGI_HTTP_PORT" BASE_PATH="" FCGI_SOCKET="$FCGI_SOCK" BODY_MAX=256k
+        LISTEN="127.0.0.1:$FCGI_HTTP_PORT" BASE_PATH="" FCGI_SOCKET="$FCGI_SOCK" BODY_MAX=256k &&
+    shop_nginx_add_module "$NGINX_PREFIX" module \
+        LISTEN="127.0.0.1:$MODULE_HTTP_PORT" DATABASE="$(shop_pg_url shop)" \
+        ADMIN_TOKEN_FILE="$TOKEN_FILE" WEBHOOK_SECRET_FILE="$SECRET_FILE" \
+        BODY_LIMIT="$BODY_LIMIT" POOL_SIZE=2 ACCESS_LOG="$MODULE_LOG shop_module_json"
 } 2>"$T/nginx-conf.err" || bail "nginx configuration" "$(cat "$T/nginx-conf.err")"
-TARGETS+=("fcgi=http://127.0.0.1:$FCGI_HTTP_PORT")
+TARGETS+=("fcgi=http://127.0.0.1:$FCGI_HTTP_PORT" "module=http://127.0.0.1:$MODULE_HTTP_PORT")
 
 shop_nginx_start "$NGINX_PREFIX" 2>"$T/nginx-start.err" || bail "nginx did not start" "$(cat "$T/nginx-start.err")"
+NGINX_PID=$SHOP_NGINX_PID
+tap_ok "setup: nginx (pid $NGINX_PID) with shop-fcgi behind fastcgi_pass and the module loaded"
 for t in "${TARGETS[@]}"; do
-    if shop_wait_http "${t#*=}/healthz" 20 "$FCGI_PID" 2>"$T/wait.err"; then
-        tap_ok "setup: ${t%%=*} front answers GET /healthz at ${t#*=}"
+    # Ready: the module's pool connects after the workers start, shop-fcgi's
+    # on first use; /readyz answers 200 once each reaches the database.
+    pid=$FCGI_PID; [ "${t%%=*}" = fcgi ] || pid=$NGINX_PID
+    if shop_wait_http "${t#*=}/readyz" 20 "$pid" 2>"$T/wait.err"; then
+        tap_ok "setup: ${t%%=*} front answers GET /readyz at ${t#*=}"
     else
         bail "${t%%=*} front does not answer" "$(cat "$T/wait.err")"
     fi
@@ -263,9 +283,12 @@ fi
 
 # --------------------------------------------------------- logs and exit
 
-# Every line shop-fcgi logged is one JSON object; the request the suite sent
-# with X-Request-Id abc-123 is there with that id and its status.
-out=$(python3 - "$FCGI_LOG" <<'EOF'
+# json_log_ok FILE: every line is one JSON object; the request the suite sent
+# with X-Request-Id abc-123 is there with that id and its status. shop-fcgi
+# writes these lines to stderr; the module's come from $shop_log through
+# access_log.
+json_log_ok() {
+    python3 - "$1" <<'EOF'
 import json, sys
 bad, found, n = [], False, 0
 for i, line in enumerate(open(sys.argv[1], encoding="utf-8", errors="replace"), 1):
@@ -290,8 +313,11 @@ if not found:
     print("no log line carries request id abc-123 with status 200")
 sys.exit(1 if bad or not found else 0)
 EOF
-)
+}
+out=$(json_log_ok "$FCGI_LOG")
 tap_is "logs: shop-fcgi logs one JSON object per line, with the request id" "$?" "$out"
+out=$(json_log_ok "$MODULE_LOG")
+tap_is "logs: the module logs one JSON object per line (\$shop_log), with the request id" "$?" "$out"
 
 out=$(grep -E 'upstream prematurely closed|upstream sent|recv\(\) failed|readv\(\) failed|connect\(\) to unix|\[alert\]|\[crit\]|\[emerg\]' \
           "$NGINX_PREFIX/logs/error.log" 2>/dev/null | head -n 20)

@@ -531,6 +531,7 @@ class Ctx:
         self.body_limit = body_limit
         self.vars = vars
         self.webhook_secret = webhook_secret      # the payment webhook's HMAC secret (str)
+        self.answers = []     # (case key, answer_of(...)) of every case run_case ran, for run_case_parity
 
 
 def encode_body(body):
@@ -623,6 +624,7 @@ def run_case(ctx, case, extra_check=None):
             except (KeyError, TypeError, ValueError) as e:
                 errs.append('cannot save %s from %s: %r' % (var, how, e))
     ctx.tap.result(name, errs, [r.summary()] if errs else [])
+    ctx.answers.append(('%s %s: %s' % (case['method'], case['path'], case['name']), answer_of(r, ctx.vars['P'])))
     return r
 
 
@@ -718,6 +720,54 @@ def normalise(r, P):
             'problem type': ptype, 'allow': allow, 'location': loc,
             'www-authenticate': r.h('WWW-Authenticate'),
             'body': mask(r.json) if r.json is not None else r.body.decode('utf-8', 'replace')}
+
+
+# Headers every response may carry with values of its own; hop-by-hop ones.
+VOLATILE_HEADERS = {'date', 'x-request-id', 'content-length', 'connection', 'keep-alive', 'transfer-encoding'}
+
+
+def answer_of(r, P):
+    """What run_case_parity compares of one case's answer: what does not
+    depend on the data earlier cases left (the targets run one after the
+    other on one database): status, header names, the headers that matter,
+    and the whole (masked) body of an error."""
+    a = normalise(r, P)
+    if r.status < 400:
+        del a['body']
+    loc = (r.h('Location') or '').replace(P, '<P>')
+    a['location'] = re.sub(r'/\d+', '/<id>', UUID_ANY_RE.sub('<uuid>', loc))
+    a['retry-after'] = r.h('Retry-After') is not None
+    a['headers'] = sorted({k.lower() for k, _ in r.headers} - VOLATILE_HEADERS)
+    return a
+
+
+def run_case_parity(tap, ctxs):
+    """Every case run_case ran on each target, compared with the first
+    target's answer to the same case: any difference is a failure (one
+    'not ok' per differing case), else one 'ok' for all of them."""
+    if len(ctxs) < 2:
+        return
+    ref, names = ctxs[0], ' = '.join(c.tg.name for c in ctxs)
+    compared, bad = 0, 0
+    for other in ctxs[1:]:
+        if len(other.answers) != len(ref.answers):
+            tap.diag('parity of every case: %s ran %d cases, %s ran %d (compared as far as they match)'
+                     % (ref.tg.name, len(ref.answers), other.tg.name, len(other.answers)))
+        for (ka, a), (kb, b) in zip(ref.answers, other.answers):
+            if ka != kb:
+                tap.result('parity of every case: %s and %s ran the same cases' % (ref.tg.name, other.tg.name),
+                           ['%s ran %r where %s ran %r' % (ref.tg.name, ka, other.tg.name, kb)])
+                bad += 1
+                break
+            compared += 1
+            errs = ['%s: %s=%r, %s=%r' % (k, ref.tg.name, a.get(k), other.tg.name, b.get(k))
+                    for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            if errs:
+                bad += 1
+                tap.result('parity: %s (%s)' % (ka if len(ka) <= 100 else ka[:97] + '...', names), errs)
+    if not bad:
+        tap.result('parity: every one of the %d cases above gets the same answer from %s '
+                   '(status, headers, problem bodies)' % (compared, names), [])
 
 
 def run_parity(tap, ctxs, table):

@@ -23,9 +23,13 @@ Sections of --phase main, each run against every target in turn:
   CONCURRENT  races: one sku, one If-Match, one derived slug
   ORDERS      orders.py: warehouses, stock levels, orders, the state
               machine, the payment webhook (sections in its docstring)
-  PARITY      (two or more targets) the same requests everywhere; status,
-              Content-Type, ETag presence, problem type and the masked
-              bodies must be equal (then orders.py's parity table)
+  PARITY      (two or more targets) first every case above, compared
+              across the targets (status, header names, Content-Type, ETag
+              presence, Allow, WWW-Authenticate, Location, Retry-After, the
+              problem type and the whole masked body of every error; one
+              'not ok' per differing case); then the same requests
+              everywhere, status, headers and masked bodies (success bodies
+              too) equal (then orders.py's parity table)
 
 Every response is also checked against the conventions: exactly one
 X-Request-Id; application/json; charset=utf-8 on success bodies;
@@ -79,7 +83,8 @@ import time
 import urllib.parse
 
 from shoptest import (DROP, NO_CT, Ctx, Db, Resp, Tap, Target, convention_errors, encode_body, get,
-                      parallel, problem, run_case, run_parity, run_table, send, status, subst, tally)
+                      parallel, problem, run_case, run_case_parity, run_parity, run_table, send, status, subst,
+                      tally)
 import orders
 
 
@@ -826,6 +831,8 @@ def main():
         run_table(ctx, AFTER)
         run_concurrent(ctx)
         orders.run(ctx)
+    # Every case above, compared across the targets; then the parity tables.
+    run_case_parity(tap, ctxs)
     if args.phase == 'main':
         run_parity(tap, ctxs, PARITY)
         orders.run_parity(tap, ctxs)
