@@ -6,14 +6,17 @@
 # Passes when valgrind reports no invalid reads or writes and no definite
 # leaks. Slow (a minute or two): `make valgrind-module` runs it.
 #
-#   tests/module/valgrind.sh MODULE.so [WORKDIR]
+#   tests/module/valgrind.sh [MODULE.so [WORKDIR]]
 #
+# MODULE.so defaults to $SHOP_BUILDDIR/module/ngx_http_shop_module.so (as
+# `make check` runs it).
 # Needs root or a user that can run PostgreSQL (tests/lib.sh), valgrind,
 # curl and psql. SHOP_SRCDIR: the source tree (default: this script's).
 
 set -u
 
-so=$(readlink -f "${1:?usage: $0 MODULE.so [WORKDIR]}")
+so=$(readlink -f "${1:-${SHOP_BUILDDIR:-.}/module/ngx_http_shop_module.so}")
+[ -r "$so" ] || { echo "Bail out! no module at $so (usage: $0 [MODULE.so [WORKDIR]])"; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 SHOP_SRCDIR=${SHOP_SRCDIR:-$(cd "$here/../.." && pwd)}
 SHOP_BUILDDIR=${SHOP_BUILDDIR:-$(dirname "$(dirname "$so")")}
@@ -60,6 +63,10 @@ shop_write_secret "$work/token"
 shop_write_secret "$work/webhook"
 token=$(tr -d '\n' <"$work/token")
 
+# nginx's own errors (a request line it cannot parse, ...) as problem+json,
+# the way every server of the shop answers them (conf/nginx-problems.conf.in)
+shop_render "$SHOP_SRCDIR/conf/nginx-problems.conf.in" "$work/ngx/problems.conf" PREFIX="$work/ngx" \
+    || { echo "Bail out! cannot render problems.conf"; exit 1; }
 cat >"$work/ngx/nginx.conf" <<EOF
 load_module $so;
 master_process off;
@@ -82,6 +89,7 @@ http {
     shop_body_limit 64k;
     server {
         listen 127.0.0.1:$ngx_port;
+        include $work/ngx/problems.conf;
         location / { shop; }
         location /tiny/ { shop; shop_pool_size 1; shop_pool_queue 1 300ms; }
     }
