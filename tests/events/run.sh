@@ -1,10 +1,17 @@
 #!/bin/bash
-# tests/events/run.sh: the SSE event tests (events.py) on a shop of their
-# own: a throwaway PostgreSQL, shop-fcgi (SHOP_MAX_STREAMS=8), nginx with
-# the /events settings (fastcgi_buffering off, long read timeout); then a
-# clean stop under open streams (SIGTERM). TAP.
+# tests/events/run.sh: the SSE event tests (events.py) against every
+# front-end in TARGETS, each on processes of its own over one throwaway
+# PostgreSQL; then a clean stop under open streams. TAP; `make check` runs it.
 #
 #   SHOP_BUILDDIR=/path/to/build tests/events/run.sh [--heartbeat]
+#   EVENTS_TARGETS="fcgi module" tests/events/run.sh     (override the list)
+#
+#   fcgi    shop-fcgi (SHOP_MAX_STREAMS=8) behind nginx with the /events
+#           location of conf/nginx-fcgi.server.conf.in (fastcgi_buffering
+#           off, long read timeout); the stop: SIGTERM to shop-fcgi
+#   module  nginx (worker_processes 1) with the module (shop_max_subscribers
+#           8); the stop: nginx -s quit. WebSocket (module only) is not
+#           tested here yet.
 #
 # Everything started here is stopped here, by PID.
 set -u -o pipefail
@@ -12,13 +19,21 @@ SHOP_SRCDIR=${SHOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 SHOP_BUILDDIR=${SHOP_BUILDDIR:-$SHOP_SRCDIR}
 . "$SHOP_SRCDIR/tests/lib.sh"
 
+# ---- the front-ends under test ------------------------------------------
+TARGETS=(fcgi)
+# The module's SSE/WebSocket hub is being written. When it lands, switch it
+# on with this line:
+# TARGETS+=(module)
+[ -n "${EVENTS_TARGETS:-}" ] && read -r -a TARGETS <<<"$EVENTS_TARGETS"
+# --------------------------------------------------------------------------
+
 W=$(mktemp -d /tmp/shop-events.XXXXXX)
 chmod 755 "$W"
-F_PID= C_PIDS=()
+F_PID="" NGX="" C_PIDS=()
 cleanup() {
     local p
     for p in "${C_PIDS[@]}"; do shop_stop_pid "$p" TERM 2; done
-    shop_nginx_stop "$W/ngx"
+    [ -n "$NGX" ] && shop_nginx_stop "$NGX"
     [ -n "$F_PID" ] && shop_fcgi_stop "$F_PID"
     shop_pg_stop "$W/pg"
     if [ "${KEEP:-0}" != 1 ]; then rm -rf "$W"; else shop_say "kept $W"; fi
@@ -26,85 +41,128 @@ cleanup() {
 trap cleanup EXIT
 bail() { echo "Bail out! $*"; exit 1; }
 
-read -r PG_PORT HTTP_PORT <<<"$(shop_free_ports 2 | tr '\n' ' ')"
+read -r PG_PORT <<<"$(shop_free_ports 1)"
 shop_pg_start "$W/pg" "$PG_PORT" "$W/pg/run" || bail "PostgreSQL did not start"
 shop_createdb events && shop_migrate events >/dev/null || bail "migration failed"
 shop_seed events 50 >/dev/null || bail "seed failed"
 shop_write_secret "$W/token" || bail "token"
+shop_write_secret "$W/webhook" || bail "webhook secret"
 DSN="host=$SHOP_PG_SOCKDIR port=$PG_PORT user=shop dbname=events"
-shop_fcgi_start "$W/fcgi.sock" "$W/fcgi.log" SHOP_DATABASE_URL="$DSN" SHOP_ADMIN_TOKEN_FILE="$W/token" \
-    SHOP_MAX_STREAMS=8 || bail "shop-fcgi did not start"
-F_PID=$SHOP_FCGI_PID
-
-mkdir -p "$W/ngx/logs" "$W/ngx/tmp"
-cat >"$W/ngx/nginx.conf" <<CONF
-worker_processes 1;
-pid $W/ngx/nginx.pid;
-error_log $W/ngx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $W/ngx/tmp/body; proxy_temp_path $W/ngx/tmp/proxy;
-    fastcgi_temp_path $W/ngx/tmp/fastcgi; uwsgi_temp_path $W/ngx/tmp/uwsgi; scgi_temp_path $W/ngx/tmp/scgi;
-    server { listen 127.0.0.1:$HTTP_PORT;
-        location = /events {
-            include /etc/nginx/fastcgi_params;
-            fastcgi_pass unix:$W/fcgi.sock;
-            fastcgi_buffering off;
-            fastcgi_read_timeout 1h;
-            gzip off;
-        }
-        location / { include /etc/nginx/fastcgi_params; fastcgi_pass unix:$W/fcgi.sock; }
-    }
-}
-CONF
-shop_nginx_start "$W/ngx" || bail "nginx did not start"
-shop_wait_http "http://127.0.0.1:$HTTP_PORT/healthz" 10 || bail "no answer"
-
 # The database restart events.py asks for: same directory, port and socket.
 RESTART="bash -c '. \"$SHOP_SRCDIR/tests/lib.sh\"; shop_pg_stop \"$W/pg\" && shop_pg_start \"$W/pg\" $PG_PORT \"$W/pg/run\"' >/dev/null 2>&1"
 
-rc=0
-python3 "$SHOP_SRCDIR/tests/events/events.py" --url "http://127.0.0.1:$HTTP_PORT" --dsn "$DSN" \
-    --token-file "$W/token" --pid "$F_PID" --max-streams 8 --restart-cmd "$RESTART" \
-    --log "$W/fcgi.log" "$@" | sed '/^1\.\./d' >"$W/tap" || rc=1
-cat "$W/tap"
-n=$(grep -cE '^(not )?ok ' "$W/tap")
+n=0 rc=0
+result() { # COND-STATUS NAME
+    n=$((n + 1))
+    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; rc=1; fi
+}
 
-# SIGTERM with streams open: each ends cleanly (curl sees the end of the
-# chunked response: exit 0), shop-fcgi exits 0.
-for i in 1 2 3; do
-    curl -sN --max-time 20 "http://127.0.0.1:$HTTP_PORT/events" >"$W/term$i.out" 2>&1 &
-    C_PIDS+=($!)
-done
-sleep 1
-t0=$(date +%s%N)
-kill -TERM "$F_PID"
-crc=0
-for p in "${C_PIDS[@]}"; do wait "$p" || crc=$?; done
-C_PIDS=()
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-n=$((n + 1))
-if [ "$crc" = 0 ] && [ "$ms" -lt 5000 ]; then
-    echo "ok $n - SIGTERM: three open streams end cleanly in ${ms} ms"
-else
-    echo "not ok $n - SIGTERM: three open streams end cleanly (curl exit $crc after ${ms} ms)"; rc=1
-fi
-frc=0
-shop_wait_gone "$F_PID" 10 || frc=1
-n=$((n + 1))
-if [ "$frc" = 0 ] && grep -q '"msg":"stopped"' "$W/fcgi.log"; then
-    echo "ok $n - SIGTERM: shop-fcgi stopped"
-else
-    echo "not ok $n - SIGTERM: shop-fcgi stopped"; rc=1
-fi
-F_PID=
-n=$((n + 1))
-if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$W/fcgi.log"; then
-    echo "not ok $n - shop-fcgi log is free of sanitizer reports"; rc=1
+# events TARGET URL PID [EVENTS.PY ARGS...]: events.py, renumbered, "TARGET: " before each.
+events() {
+    local t=$1 url=$2 pid=$3 line; shift 3
+    python3 "$SHOP_SRCDIR/tests/events/events.py" --url "$url" --dsn "$DSN" \
+        --token-file "$W/token" --pid "$pid" --max-streams 8 --restart-cmd "$RESTART" \
+        "$@" "${EXTRA[@]}" >"$W/$t.tap" || rc=1
+    while IFS= read -r line; do
+        case "$line" in
+            "ok "*)     n=$((n + 1)); printf 'ok %d - %s: %s\n' "$n" "$t" "$(sed -E 's/^ok [0-9]+( - )?//' <<<"$line")" ;;
+            "not ok "*) n=$((n + 1)); printf 'not ok %d - %s: %s\n' "$n" "$t" "$(sed -E 's/^not ok [0-9]+( - )?//' <<<"$line")" ;;
+            1..*)       ;;
+            *)          printf '%s\n' "$line" ;;
+        esac
+    done <"$W/$t.tap"
+}
+
+# open_streams URL: three clients on /events (C_PIDS), then a second to settle.
+open_streams() {
+    local i
+    for i in 1 2 3; do
+        curl -sN --max-time 20 "$1/events" >"$W/term$i.out" 2>&1 &
+        C_PIDS+=($!)
+    done
+    sleep 1
+}
+
+# streams_ended: waits for the three clients; sets crc (a curl exit status
+# other than 0, if any) and ms (since t0).
+streams_ended() {
+    local p
+    crc=0
+    for p in "${C_PIDS[@]}"; do wait "$p" || crc=$?; done
+    C_PIDS=()
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
+run_fcgi() {
+    local port crc ms
+    read -r port <<<"$(shop_free_ports 1)"
+    shop_fcgi_start "$W/fcgi.sock" "$W/fcgi.log" SHOP_DATABASE_URL="$DSN" SHOP_ADMIN_TOKEN_FILE="$W/token" \
+        SHOP_MAX_STREAMS=8 || bail "shop-fcgi did not start"
+    F_PID=$SHOP_FCGI_PID
+    NGX=$W/ngx-fcgi
+    shop_nginx_prepare "$NGX" WORKER_PROCESSES=1 &&
+    shop_nginx_add_server "$NGX" fcgi "$SHOP_SRCDIR/conf/nginx-fcgi.server.conf.in" \
+        LISTEN="127.0.0.1:$port" BASE_PATH="" FCGI_SOCKET="$W/fcgi.sock" BODY_MAX=2m || bail "nginx configuration"
+    shop_nginx_start "$NGX" || bail "nginx did not start"
+    shop_wait_http "http://127.0.0.1:$port/healthz" 10 || bail "no answer"
+
+    events fcgi "http://127.0.0.1:$port" "$F_PID" --log "$W/fcgi.log"
+
+    # SIGTERM with streams open: each ends cleanly (curl sees the end of the
+    # chunked response: exit 0), shop-fcgi exits 0.
+    open_streams "http://127.0.0.1:$port"
+    t0=$(date +%s%N)
+    kill -TERM "$F_PID"
+    streams_ended
+    [ "$crc" = 0 ] && [ "$ms" -lt 5000 ]
+    result $? "fcgi: SIGTERM: three open streams end cleanly (curl exit $crc after ${ms} ms)"
+    shop_wait_gone "$F_PID" 10 && grep -q '"msg":"stopped"' "$W/fcgi.log"
+    result $? "fcgi: SIGTERM: shop-fcgi stopped"
+    F_PID=""
+    ! grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$W/fcgi.log"
+    result $? "fcgi: shop-fcgi log is free of sanitizer reports"
     grep -h -A20 "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$W/fcgi.log" | head -60 | sed 's/^/#   /'
-else
-    echo "ok $n - shop-fcgi log is free of sanitizer reports"
-fi
+    shop_nginx_stop "$NGX"; NGX=""
+}
+
+run_module() {
+    local port worker master crc ms
+    read -r port <<<"$(shop_free_ports 1)"
+    NGX=$W/ngx-module
+    shop_nginx_prepare "$NGX" WORKER_PROCESSES=1 ERROR_LOG_LEVEL=info &&
+    shop_nginx_add_module "$NGX" module LISTEN="127.0.0.1:$port" DATABASE="$DSN" \
+        ADMIN_TOKEN_FILE="$W/token" WEBHOOK_SECRET_FILE="$W/webhook" POOL_SIZE=2 \
+        SETTINGS="    shop_max_subscribers 8;" || bail "nginx configuration"
+    shop_nginx_start "$NGX" || bail "nginx did not start"
+    master=$SHOP_NGINX_PID
+    shop_wait_http "http://127.0.0.1:$port/readyz" 10 "$master" || bail "no answer"
+    worker=$(pgrep -P "$master" | head -n 1)
+
+    # --pid: the one worker (its RSS); no --log: the drop message is shop-fcgi's
+    events module "http://127.0.0.1:$port" "$worker"
+
+    # nginx -s quit with streams open: each ends cleanly, nginx exits.
+    open_streams "http://127.0.0.1:$port"
+    t0=$(date +%s%N)
+    "$SHOP_NGINX" -q -p "$NGX" -c "$NGX/nginx.conf" -s quit 2>/dev/null
+    streams_ended
+    [ "$crc" = 0 ] && [ "$ms" -lt 5000 ]
+    result $? "module: nginx -s quit: three open streams end cleanly (curl exit $crc after ${ms} ms)"
+    shop_wait_gone "$master" 10
+    result $? "module: nginx -s quit: nginx stopped"
+    ! grep -E '\[(alert|crit|emerg)\]|exited on signal' "$NGX/logs/error.log" >"$W/module-alerts"
+    result $? "module: no alert, crit or emerg in nginx's error log, no worker crashed"
+    head -n 20 "$W/module-alerts" | sed 's/^/#   /'
+    shop_nginx_stop "$NGX"; NGX=""
+}
+
+EXTRA=("$@")
+for t in "${TARGETS[@]}"; do
+    case "$t" in
+        fcgi)   run_fcgi ;;
+        module) run_module ;;
+        *)      bail "unknown target $t (fcgi, module)" ;;
+    esac
+done
 echo "1..$n"
 exit $rc

@@ -3,7 +3,8 @@
 
     fanout.py --url http://127.0.0.1:8080 --dsn "host=... port=... dbname=..." \
               --token-file TOKEN --hang-port P1 --closed-port P2 \
-              [--deadline-ms 250] [--pid FCGI_PID] [--only latency] [--shops N]
+              [--deadline-ms 250] [--pid FCGI_PID] [--only latency] [--shops N] \
+              [--stock-appname 'shop-fcgi stock']
 
 The shop under test must have been started with
     SHOP_WAREHOUSE_FT_HANG_DATABASE="hostaddr=127.0.0.1 port=P1 user=x dbname=x sslmode=disable"
@@ -12,7 +13,7 @@ The shop under test must have been started with
 This script opens the listener on P1 (it accepts and never answers); nothing
 listens on P2. The test REPLACES the warehouses of the database behind
 --dsn (a throwaway one): the fan-out asks every warehouse there is.
---pid (the shop-fcgi process) enables the descriptor-leak checks.
+--pid (the shop-fcgi process, or the nginx worker) enables the descriptor-leak checks.
 """
 import argparse
 import json
@@ -164,8 +165,9 @@ def fd_count(pid):
         return None
 
 
-def stock_backends(shop):
-    return int(shop.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'shop-fcgi stock'"))
+def stock_backends(shop, appname):
+    return int(shop.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%s'"
+                        % appname.replace("'", "''")))
 
 
 def main():
@@ -178,7 +180,9 @@ def main():
     ap.add_argument("--deadline-ms", type=int, default=250)
     ap.add_argument("--pid", type=int)
     ap.add_argument("--only", choices=["latency"])
-    ap.add_argument("--shops", type=int, default=1, help="shop-fcgi processes on this database")
+    ap.add_argument("--shops", type=int, default=1, help="shop-fcgi processes (or module configurations) on this database")
+    ap.add_argument("--stock-appname", default="shop-fcgi stock",
+                    help="application_name (a LIKE pattern) of the shop's stock-check connections")
     a = ap.parse_args()
 
     shop = Shop(a.url, open(a.token_file).read().strip(), a.dsn)
@@ -242,10 +246,10 @@ def main():
             time.sleep(3.5)     # the background connects to it give up after 3 s
             fd1 = fd_count(a.pid)
             ok(fd0 is not None and fd1 is not None and fd1 <= fd0 + 1,
-               "hanging target x20: shop-fcgi descriptors do not grow (%s -> %s, at most one retry "
+               "hanging target x20: the shop process's descriptors do not grow (%s -> %s, at most one retry "
                "in flight)" % (fd0, fd1))
         n_open = hang.open_count()
-        ok(n_open <= a.shops, "hanging target: each shop-fcgi keeps at most one connection to it open "
+        ok(n_open <= a.shops, "hanging target: each shop keeps at most one connection to it open "
            "(%d open for %d shops, %d accepted)" % (n_open, a.shops, hang.accepted))
 
         # ---- a closed port
@@ -285,7 +289,7 @@ def main():
         ok(not bad, "slow warehouse: timeout, others ok", "\n".join(map(str, bad[:3])))
         ok(all(D - 5 <= t < D + 50 for t in times),
            "slow warehouse: answered at the deadline (%s ms)" % ", ".join("%.0f" % t for t in times))
-        n_back = stock_backends(shop)
+        n_back = stock_backends(shop, a.stock_appname)
         ok(n_back <= 3 * 4, "slow warehouse: stock connections stay bounded (%d backends)" % n_back)
         st, _, _, _ = shop.call("PUT", "/warehouses/ft-slow", {"name": "Fast now", "latency_ms": 0}, admin=True)
         st, doc, ms, _ = shop.check([{"sku": "FT-1", "quantity": 1}])
