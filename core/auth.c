@@ -18,9 +18,9 @@ shop_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
 }
 
 shop_err
-shop_auth_admin(const shop_settings *s, shop_str h)
+shop_auth_admin(const shop_settings *s, shop_str authorization)
 {
-    h = shop_str_trim(h);
+    shop_str h = shop_str_trim(authorization);
     if (h.n < 7 || !shop_str_eq_nocase((shop_str) { h.p, 7 }, "Bearer ")) {
         return SHOP_E_UNAUTHORIZED;
     }

@@ -16,7 +16,7 @@ shop_err shop_auth_admin(const shop_settings *s, shop_str authorization);
  * differ, nor on b's length. */
 int shop_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
-#define SHOP_SIGNATURE_TOLERANCE_MS (300 * 1000)
+#define SHOP_SIGNATURE_TOLERANCE_MS (300LL * 1000)
 
 /* Checks `Shop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t "." body)>`
  * (several v1 allowed, for secret rotation). Returns 1, or 0 with the

@@ -343,7 +343,7 @@ read_body(shop_ctx *c)
         shop_fail(c, SHOP_E_PAYLOAD_TOO_LARGE, "the request body is larger than the limit");
         return 0;
     }
-    if (!media_type_ok(req->content_type, c->route->flags & SHOP_R_MERGE_PATCH)) {
+    if (!media_type_ok(req->content_type, (c->route->flags & SHOP_R_MERGE_PATCH) != 0)) {
         shop_fail(c, SHOP_E_UNSUPPORTED_MEDIA_TYPE,
                   (c->route->flags & SHOP_R_MERGE_PATCH)
                   ? "the body must be application/json or application/merge-patch+json (UTF-8)"
@@ -505,7 +505,7 @@ shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us)
     shop_buf_adds(&b, ",\"method\":\"");
     for (size_t i = 0; i < method.n && i < 16; i++) {
         char ch = method.p[i];
-        shop_buf_addc(&b, ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? ch : '?');
+        shop_buf_addc(&b, (char) (ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? ch : '?'));
     }
     shop_buf_addc(&b, '"');
     shop_buf_adds(&b, ",\"route\":");

@@ -63,7 +63,7 @@ shop_metrics_route_index(const shop_ctx *c)
 }
 
 static void
-add(uint64_t *p, uint64_t v)
+add(uint64_t *p, uint64_t v)   /* NOLINT(readability-non-const-parameter): written atomically */
 {
     __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }

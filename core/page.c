@@ -79,12 +79,12 @@ shop_read_lines(shop_fields *f, int max_items, int64_t max_quantity, shop_lines 
         char name[24];
         shop_fields g;
 
-        snprintf(name, sizeof(name), "items[%d]", i);
         if (!json_object_is_type(item, json_type_object)) {
+            snprintf(name, sizeof(name), "items[%d]", i);
             shop_fields_fail(f, name, "must be an object");
             continue;
         }
-        strcat(name, ".");
+        snprintf(name, sizeof(name), "items[%d].", i);
         shop_fields_begin(&g, c, item, shop_strndup(c->arena, name, strlen(name)), f->errs, item_known);
         if (shop_field_token(&g, "sku", 1, 1, 64, shop_is_sku_char,
                              "must be 1-64 of A-Z a-z 0-9 - _ .", &out->skus[i]) == 1) {

@@ -35,7 +35,7 @@ const shop_setting shop_setting_table[] = {
       "16", 1, 1024, F(threads),
       "request threads of one shop-fcgi process" },
     { "body_limit", "SHOP_BODY_LIMIT", "shop_body_limit", SHOP_SET_SIZE, SHOP_SET_BOTH,
-      "1m", 1024, 64 * 1024 * 1024, F(body_limit),
+      "1m", 1024, 64LL * 1024 * 1024, F(body_limit),
       "largest request body accepted; larger: 413" },
     { "stock_deadline", "SHOP_STOCK_DEADLINE_MS", "shop_stock_deadline", SHOP_SET_MSEC, SHOP_SET_BOTH,
       "250ms", 1, 60000, F(stock_deadline_ms),
@@ -50,7 +50,7 @@ const shop_setting shop_setting_table[] = {
       "10000", 1, 1000000, F(max_subscribers),
       "open event streams per nginx worker; past it: 503" },
     { "stream_buffer", "SHOP_STREAM_BUFFER", "shop_subscriber_buffer", SHOP_SET_SIZE, SHOP_SET_BOTH,
-      "256k", 4096, 64 * 1024 * 1024, F(stream_buffer),
+      "256k", 4096, 64LL * 1024 * 1024, F(stream_buffer),
       "unsent bytes a subscriber may fall behind before it is dropped (it resumes by id)" },
     { "warehouse_pool_size", "SHOP_WAREHOUSE_POOL_SIZE", "shop_warehouse_pool_size", SHOP_SET_INT, SHOP_SET_BOTH,
       "4", 1, 64, F(warehouse_pool_size),
@@ -141,7 +141,7 @@ shop_parse_scaled(const char *v, size_t len, shop_setting_type type, int64_t *ou
         if (ulen == 1 && (unit[0] == 'k' || unit[0] == 'K')) {
             scale = 1024;
         } else if (ulen == 1 && (unit[0] == 'm' || unit[0] == 'M')) {
-            scale = 1024 * 1024;
+            scale = 1024LL * 1024;
         } else if (ulen != 0) {
             return -1;
         }
@@ -152,9 +152,9 @@ shop_parse_scaled(const char *v, size_t len, shop_setting_type type, int64_t *ou
         } else if (ulen == 1 && unit[0] == 's') {
             scale = 1000;
         } else if (ulen == 1 && unit[0] == 'm') {
-            scale = 60 * 1000;
+            scale = 60LL * 1000;
         } else if (ulen == 1 && unit[0] == 'h') {
-            scale = 3600 * 1000;
+            scale = 3600LL * 1000;
         } else {
             return -1;
         }

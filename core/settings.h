@@ -69,9 +69,9 @@ const shop_setting *shop_setting_by_directive(const char *directive, size_t len)
 /* Every setting at its default. */
 void shop_settings_defaults(shop_settings *s);
 
-/* Parses `value` (len bytes) into the setting's field. Strings are not
- * copied: the caller keeps `value` alive as long as the settings. Returns 0,
- * or -1 with a message naming the setting in err. */
+/* Parses `value` (len bytes followed by a NUL) into the setting's field.
+ * Strings are not copied: the caller keeps `value` alive as long as the
+ * settings. Returns 0, or -1 with a message naming the setting in err. */
 int  shop_setting_set(shop_settings *s, const shop_setting *def,
                       const char *value, size_t len, char *err, size_t errlen);
 

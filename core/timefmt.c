@@ -17,9 +17,9 @@ shop_buf_add_ts(shop_buf *b, const char *pg)
     memcpy(out, pg, 19);
     out[10] = 'T';
     out[19] = '.';
-    size_t i = 19, d = 0;
+    size_t d = 0;
     if (pg[19] == '.') {
-        for (i = 20; d < 3 && pg[i] >= '0' && pg[i] <= '9'; i++, d++) {
+        for (size_t i = 20; d < 3 && pg[i] >= '0' && pg[i] <= '9'; i++, d++) {
             out[20 + d] = pg[i];
         }
     }

@@ -110,6 +110,11 @@ shop_ws_parse(const unsigned char *buf, size_t n, uint64_t max_payload, shop_ws_
         if (n < 10) {
             return 0;
         }
+        if (buf[2] & 0x80) {
+            *close_code = SHOP_WS_CLOSE_PROTOCOL;
+            *why = "the most significant bit of a 64-bit length must be 0";
+            return -1;
+        }
         len = 0;
         for (int i = 0; i < 8; i++) {
             len = len << 8 | buf[2 + i];

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 /* Blocks up to this size are worth keeping; a large body's block is not. */
-#define FCGI_BLOCK_KEEP  (64 * 1024)
+#define FCGI_BLOCK_KEEP  ((size_t) 64 * 1024)
 
 struct fcgi_block {
     fcgi_block *next;

@@ -121,7 +121,7 @@ fcgi_fanout_dsn(const char *code)
 
     n = (size_t) snprintf(name, sizeof(name), "SHOP_WAREHOUSE_");
     for (const char *p = code; *p != '\0' && n < sizeof(name) - 16; p++) {
-        name[n++] = *p == '-' ? '_' : (char) toupper((unsigned char) *p);
+        name[n++] = (char) (*p == '-' ? '_' : toupper((unsigned char) *p));
     }
     memcpy(name + n, "_DATABASE", sizeof("_DATABASE"));
     v = getenv(name);

@@ -31,7 +31,7 @@
 
 /* The ring: at most this many events and bytes of frames. */
 #define FCGI_HUB_RING        8192
-#define FCGI_HUB_RING_BYTES  (16u * 1024 * 1024)
+#define FCGI_HUB_RING_BYTES  ((size_t) 16 * 1024 * 1024)
 /* Rows per events_after read. */
 #define FCGI_HUB_BATCH       500
 #define FCGI_HUB_BATCH_STR   "500"

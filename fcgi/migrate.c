@@ -85,7 +85,9 @@ fcgi_migration_list(const char *dir, fcgi_migration **out, size_t *count)
         goto fail;
     }
 
-    qsort(list, n, sizeof(*list), fcgi_migration_cmp);
+    if (n > 1) {
+        qsort(list, n, sizeof(*list), fcgi_migration_cmp);
+    }
     for (size_t i = 1; i < n; i++) {
         if (list[i].version == list[i - 1].version) {
             fprintf(stderr, FCGI_PROG " migrate: %s and %s have the same version %ld\n",
@@ -166,7 +168,7 @@ fcgi_sha256_hex(const char *data, size_t len, char out[65])
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
         return -1;
     }
-    for (unsigned int i = 0; i < mdlen; i++) {
+    for (size_t i = 0; i < mdlen; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
     }

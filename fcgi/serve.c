@@ -50,7 +50,7 @@ fcgi_worker_run(void *arg)
             /* EMFILE and the like: do not spin, try again. */
             fcgi_log(FCGI_LOG_ERROR, "thread %d: accept failed: %s", w->index,
                      rc > -1000 ? strerror(-rc) : "libfcgi error");
-            nanosleep(&(struct timespec) { 0, 100 * 1000 * 1000 }, NULL);
+            nanosleep(&(struct timespec) { 0, 100L * 1000 * 1000 }, NULL);
             continue;
         }
 

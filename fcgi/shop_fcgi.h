@@ -44,8 +44,8 @@ int64_t fcgi_wall_ms(void);           /* since the epoch */
 
 /* pgconn.c: one libpq connection with the catalogue prepared. */
 
-#define FCGI_PG_DOWN  -2              /* the database did not answer */
-#define FCGI_PG_WRONG -1              /* it answered, but not as the catalogue expects */
+#define FCGI_PG_DOWN  (-2)            /* the database did not answer */
+#define FCGI_PG_WRONG (-1)            /* it answered, but not as the catalogue expects */
 
 /* statement_timeout_ms 0: none. Returns the connection or NULL with err set. */
 PGconn *fcgi_pg_connect(const shop_settings *s, const char *app, int64_t statement_timeout_ms,
@@ -142,8 +142,8 @@ void fcgi_hub_unsubscribe(fcgi_sub *sub);
 
 #define FCGI_HUB_EVENTS    1      /* frames were added to out */
 #define FCGI_HUB_IDLE      0      /* nothing until `until` */
-#define FCGI_HUB_RESYNC   -1      /* the ring moved on: replay from the table */
-#define FCGI_HUB_END      -2      /* stop, or the subscriber was dropped */
+#define FCGI_HUB_RESYNC   (-1)    /* the ring moved on: replay from the table */
+#define FCGI_HUB_END      (-2)    /* stop, or the subscriber was dropped */
 
 /* Places the subscriber at the head of the live feed and returns the id
  * every earlier event is at or below (the process cursor). Waits, up to

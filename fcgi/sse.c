@@ -25,8 +25,8 @@
 #include "events.h"
 #include "handler.h"
 
-#define FCGI_SSE_STACK        (256 * 1024)
-#define FCGI_SSE_CHUNK        (64 * 1024)
+#define FCGI_SSE_STACK        ((size_t) 256 * 1024)
+#define FCGI_SSE_CHUNK        ((size_t) 64 * 1024)
 #define FCGI_SSE_BATCH        500
 #define FCGI_SSE_BATCH_STR    "500"
 /* A write to a client that takes no data for this long ends the stream. */
@@ -105,7 +105,7 @@ fcgi_sse_write(fcgi_sse *st, fcgi_sub *sub, const char *p, size_t n)
 
     fcgi_hub_writing(sub, 1);
     while (n > 0) {
-        int chunk = n > FCGI_SSE_CHUNK ? FCGI_SSE_CHUNK : (int) n;
+        int chunk = (int) (n > FCGI_SSE_CHUNK ? FCGI_SSE_CHUNK : n);
         if (FCGX_PutStr(p, chunk, st->rq->out) != chunk) {
             rc = -1;
             break;
@@ -183,7 +183,7 @@ fcgi_sse_run(void *arg)
 {
     fcgi_sse *st = arg;
     fcgi_blocks blocks = { 0 };
-    int64_t last = st->after, cursor = 0, events = 0, beat_us = SHOP_SSE_HEARTBEAT_MS * 1000;
+    int64_t last = st->after, cursor = 0, events = 0, beat_us = SHOP_SSE_HEARTBEAT_MS * (int64_t) 1000;
     int64_t last_write;
     int need_sync = 1, rc;
     const char *why = "client gone";

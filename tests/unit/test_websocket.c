@@ -361,6 +361,24 @@ test_handshake_key(void **state)
     assert_string_equal(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
+/* RFC 6455 5.2: a 64-bit length with its top bit set is a protocol error
+ * (1002), whatever the size limit. */
+static void
+test_parse_length_top_bit(void **state)
+{
+    static const unsigned char frame[] = {
+        0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4
+    };
+    shop_ws_frame f;
+    unsigned code = 0;
+    const char *why = NULL;
+
+    (void) state;
+    assert_int_equal(shop_ws_parse(frame, sizeof(frame), UINT64_MAX, &f, &code, &why), -1);
+    assert_int_equal(code, SHOP_WS_CLOSE_PROTOCOL);
+    assert_non_null(why);
+}
+
 int
 main(void)
 {
@@ -372,6 +390,7 @@ main(void)
         TH_TEST(test_parse_control_frames),
         TH_TEST(test_parse_lengths),
         TH_TEST(test_parse_too_big),
+        TH_TEST(test_parse_length_top_bit),
         TH_TEST(test_parse_need_more),
         TH_TEST(test_unmask_offsets),
         TH_TEST(test_server_header),
