@@ -93,7 +93,6 @@ ngx_http_shop_handler(ngx_http_request_t *r)
 void
 ngx_http_shop_run(ngx_http_request_t *r)
 {
-    ngx_uint_t            n;
     ngx_http_shop_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_shop_module);
@@ -102,6 +101,38 @@ ngx_http_shop_run(ngx_http_request_t *r)
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    ngx_http_shop_plan(ctx);
+}
+
+
+void
+ngx_http_shop_plan(ngx_http_shop_ctx_t *ctx)
+{
+    ngx_uint_t                 n;
+    ngx_http_request_t        *r;
+    ngx_http_shop_registry_t  *reg;
+    ngx_http_shop_snapshot_t  *snap;
+
+    r = ctx->request;
+
+    if (ctx->begun) {
+        /* again, after the warehouse list was read */
+        shop_release(&ctx->core);
+        ctx->begun = 0;
+
+    } else {
+        ctx->planned = ngx_current_msec;
+    }
+
+    /* the warehouses the stock check asks: the worker's current list */
+
+    reg = ngx_http_shop_pool_registry(ctx->conf->pool->pool);
+    snap = ngx_http_shop_registry_current(reg);
+
+    ctx->warehouses = snap;
+    ctx->req.warehouses = snap ? snap->codes : NULL;
+    ctx->req.nwarehouses = snap ? (int) snap->n : 0;
 
     shop_begin(&ctx->core, &ctx->arena, &ctx->conf->settings, &ctx->req);
     ctx->begun = 1;
@@ -127,6 +158,19 @@ ngx_http_shop_run(ngx_http_request_t *r)
         r->read_event_handler = ngx_http_test_reading;
     }
 
+    if (ngx_http_shop_fanout_needed(ctx)) {
+
+        /* another worker created a warehouse: read the list first */
+
+        if (!ctx->replanned && ngx_http_shop_registry_stale(reg)) {
+            ngx_http_shop_fanout_wait(ctx, reg);
+            return;
+        }
+
+        ngx_http_shop_fanout_run(ctx);
+        return;
+    }
+
     ngx_http_shop_pool_run(ctx);
 }
 
@@ -136,6 +180,7 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
 {
     u_char                *p;
     ngx_int_t              i;
+    shop_db_status         fail;
     ngx_http_request_t    *r;
     const shop_statement  *st;
     u_char                 msg[256];
@@ -145,8 +190,10 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
     for (i = 0; i < ctx->core.nqueries; i++) {
 
         if (ctx->res[i] == NULL) {
+            fail = ctx->jobs ? ctx->jobs[i].fail : ctx->job.fail;
+
             shop_result_fail(&ctx->results[i],
-                             ctx->fail ? ctx->fail : SHOP_DB_UNAVAILABLE);
+                             fail ? fail : SHOP_DB_UNAVAILABLE);
             continue;
         }
 
@@ -167,6 +214,19 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
     }
 
     shop_finish(&ctx->core, ctx->results);
+
+    /* a warehouse was created or changed: the stock check knows at once */
+
+    if (ctx->core.queries[0].stmt == SHOP_STMT_WAREHOUSE_PUT
+        && ctx->results[0].status == SHOP_DB_OK
+        && ctx->core.resp.status < NGX_HTTP_SPECIAL_RESPONSE
+        && PQntuples(ctx->res[0]) == 1)
+    {
+        ngx_http_shop_registry_added(
+                            ngx_http_shop_pool_registry(ctx->conf->pool->pool),
+                            PQgetvalue(ctx->res[0], 0, SHOP_W_CODE),
+                            PQgetlength(ctx->res[0], 0, SHOP_W_CODE));
+    }
 
     ngx_http_finalize_request(r, ngx_http_shop_send(r, ctx));
 }

@@ -118,6 +118,15 @@ static ngx_command_t  ngx_http_shop_commands[] = {
       0,
       NULL },
 
+    /* keyed by warehouse code, so not a row of the settings table */
+
+    { ngx_string("shop_warehouse_database"),
+      NGX_HTTP_SHOP_ANY_CONF|NGX_CONF_TAKE2,
+      ngx_http_shop_warehouse_database,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("shop_event_retention"),
       NGX_HTTP_SHOP_ANY_CONF|NGX_CONF_TAKE1,
       ngx_http_shop_setting,
@@ -249,6 +258,10 @@ ngx_http_shop_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_shop_registry_init_conf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_shop_body_init(cf);
 }
 
@@ -271,6 +284,13 @@ ngx_http_shop_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&smcf->pools, cf->pool, 4,
                        sizeof(ngx_http_shop_pool_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&smcf->locations, cf->pool, 4,
+                       sizeof(ngx_http_shop_loc_conf_t *))
         != NGX_OK)
     {
         return NULL;
@@ -300,6 +320,9 @@ ngx_http_shop_create_loc_conf(ngx_conf_t *cf)
      *     conf->base = { 0, NULL };
      *     conf->clcf = NULL;
      *     conf->pool = NULL;
+     *     conf->warehouses = NULL;
+     *     conf->warehouse_pools = NULL;
+     *     conf->warehouse_pool = NULL;
      */
 
     shop_settings_defaults(&conf->settings);
@@ -360,6 +383,12 @@ ngx_http_shop_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->settings.webhook_secret_len = prev->settings.webhook_secret_len;
     }
 
+    /* shop_warehouse_database lines: this level's, or all inherited */
+
+    if (conf->warehouses == NULL) {
+        conf->warehouses = prev->warehouses;
+    }
+
     if (!conf->enabled) {
 
         /* an "if" block in a shop location keeps the shop's handler */
@@ -367,6 +396,8 @@ ngx_http_shop_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (prev->enabled) {
             conf->base = prev->base;
             conf->pool = prev->pool;
+            conf->warehouse_pools = prev->warehouse_pools;
+            conf->warehouse_pool = prev->warehouse_pool;
         }
 
         return NGX_CONF_OK;

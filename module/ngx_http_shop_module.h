@@ -5,8 +5,11 @@
  *   ngx_http_shop_module.c   directives, configuration, worker start and exit
  *   ngx_http_shop_handler.c  a request: nginx request -> core -> response
  *   ngx_http_shop_body.c     the request body: limit, reading, the body filter
- *   ngx_http_shop_pool.c     the per-worker pool of non-blocking libpq
- *                            connections in pipeline mode
+ *   ngx_http_shop_pool.c     the per-worker pools of non-blocking libpq
+ *                            connections: the shop's (pipeline mode) and the
+ *                            stock check's (one statement at a time)
+ *   ngx_http_shop_registry.c the warehouses the stock check asks
+ *   ngx_http_shop_fanout.c   a plan on several pools at once, with deadlines
  */
 
 
@@ -26,10 +29,51 @@
 /* requests in flight on one connection (libpq pipeline mode) */
 #define NGX_HTTP_SHOP_PIPELINE_DEPTH  32
 
+/* most connections of one stock-check pool (per worker) */
+#define NGX_HTTP_SHOP_WAREHOUSE_CONNS 64
 
-typedef struct ngx_http_shop_pool_s  ngx_http_shop_pool_t;
-typedef struct ngx_http_shop_conn_s  ngx_http_shop_conn_t;
-typedef struct ngx_http_shop_op_s    ngx_http_shop_op_t;
+
+typedef struct ngx_http_shop_pool_s      ngx_http_shop_pool_t;
+typedef struct ngx_http_shop_conn_s      ngx_http_shop_conn_t;
+typedef struct ngx_http_shop_op_s        ngx_http_shop_op_t;
+typedef struct ngx_http_shop_job_s       ngx_http_shop_job_t;
+typedef struct ngx_http_shop_registry_s  ngx_http_shop_registry_t;
+typedef struct ngx_http_shop_snapshot_s  ngx_http_shop_snapshot_t;
+
+
+/*
+ * A job: statements one pool runs, in order, on one connection: a
+ * request's plan, one statement of a fanned-out plan, or the module's own
+ * (the warehouse list). The handler runs once, when every statement has
+ * its result (res[i]) or the job failed (fail, for those without one);
+ * sync: from inside ngx_http_shop_pool_submit() for this very job.
+ */
+typedef void (*ngx_http_shop_job_handler_pt)(ngx_http_shop_job_t *job,
+    ngx_uint_t sync);
+
+struct ngx_http_shop_job_s {
+    shop_query                    *queries;
+    PGresult                     **res;
+    ngx_uint_t                     nqueries;
+    ngx_http_shop_job_handler_pt   handler;
+    void                          *data;
+    ngx_log_t                     *log;
+
+    ngx_msec_t                     due;        /* deadline: answer by then */
+
+    /* the pool's */
+    ngx_http_shop_pool_t          *pool;
+    ngx_http_shop_op_t            *op;         /* in flight */
+    ngx_queue_t                    queue;      /* waiting; then answered */
+    ngx_event_t                    timer;      /* the queue timeout */
+    int64_t                        sent_us;
+    int64_t                        db_us;
+    shop_db_status                 fail;       /* of statements without res */
+
+    unsigned                       waiting:1;
+    unsigned                       deadline:1; /* due is set: no queue timeout */
+    unsigned                       answered:1;
+};
 
 
 /*
@@ -44,13 +88,27 @@ typedef struct {
     ngx_uint_t                 size;
     ngx_uint_t                 queue;
     ngx_msec_t                 queue_timeout;
+    ngx_uint_t                 depth;        /* statements in flight per
+                                                connection: 1 for the stock
+                                                check, which may close one */
+    unsigned                   warehouse:1;  /* a stock-check pool: size is
+                                                per warehouse it serves */
 
     ngx_http_shop_pool_t      *pool;         /* this worker's */
 } ngx_http_shop_pool_conf_t;
 
 
+/* shop_warehouse_database code "dsn"; */
+typedef struct {
+    ngx_str_t                  code;         /* NUL-terminated */
+    ngx_str_t                  database;
+} ngx_http_shop_warehouse_t;
+
+
 typedef struct {
     ngx_array_t                pools;        /* ngx_http_shop_pool_conf_t * */
+    ngx_array_t                locations;    /* ngx_http_shop_loc_conf_t *:
+                                                every "shop;" location */
     ngx_int_t                  request_id_index;
 } ngx_http_shop_main_conf_t;
 
@@ -64,6 +122,13 @@ typedef struct {
     ngx_http_core_loc_conf_t  *clcf;
 
     ngx_http_shop_pool_conf_t *pool;
+
+    /* the stock check: shop_warehouse_database lines (this level's or
+     * inherited whole), their pools in the same order, and the pool of
+     * every other warehouse (shop_database) */
+    ngx_array_t               *warehouses;   /* ngx_http_shop_warehouse_t */
+    ngx_http_shop_pool_conf_t **warehouse_pools;
+    ngx_http_shop_pool_conf_t *warehouse_pool;
 } ngx_http_shop_loc_conf_t;
 
 
@@ -76,12 +141,16 @@ typedef struct {
     shop_ctx                   core;
     shop_result               *results;
     PGresult                 **res;          /* kept until the request ends */
-    shop_db_status             fail;         /* of statements without res */
 
-    /* the pool's bookkeeping */
-    ngx_http_shop_op_t        *op;           /* in flight */
-    ngx_queue_t                queue;        /* waiting for a connection */
-    ngx_event_t                timer;        /* queue timeout, then deadline */
+    /* the plan runs as one job on the shop's pool, or fanned out: a job
+     * per statement on its target's pool, one timer for the deadlines */
+    ngx_http_shop_job_t        job;
+    ngx_http_shop_job_t       *jobs;
+    ngx_uint_t                 pending;
+    ngx_msec_t                 planned;      /* deadlines count from here */
+    ngx_event_t                deadline;
+    ngx_http_shop_snapshot_t  *warehouses;   /* held while the jobs run */
+    ngx_queue_t                stale;        /* waits for the registry */
 
     off_t                      body_received;
     off_t                      content_length;
@@ -93,7 +162,7 @@ typedef struct {
     unsigned                   begun:1;      /* core.* is valid */
     unsigned                   limit_body:1; /* the body filter counts */
     unsigned                   too_large:1;
-    unsigned                   waiting:1;
+    unsigned                   replanned:1;  /* after a registry refresh */
 } ngx_http_shop_ctx_t;
 
 
@@ -102,6 +171,8 @@ typedef struct {
 ngx_int_t ngx_http_shop_handler(ngx_http_request_t *r);
 /* the body is in (or refused): plan, run */
 void ngx_http_shop_run(ngx_http_request_t *r);
+/* plans (again, after a registry refresh) and runs the plan */
+void ngx_http_shop_plan(ngx_http_shop_ctx_t *ctx);
 /* the results are in: render, send, finalize */
 void ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx);
 int64_t ngx_http_shop_now_us(void);
@@ -120,7 +191,9 @@ ngx_int_t ngx_http_shop_body_collect(ngx_http_request_t *r,
 
 /* ngx_http_shop_pool.c */
 
+/* the DSN of the directive being read (cf->args) */
 char *ngx_http_shop_pool_check_dsn(ngx_conf_t *cf, const char *dsn);
+/* the pools of a "shop;" location: the shop's and the stock check's */
 ngx_int_t ngx_http_shop_pool_conf(ngx_conf_t *cf,
     ngx_http_shop_loc_conf_t *lcf);
 ngx_int_t ngx_http_shop_pool_start(ngx_cycle_t *cycle,
@@ -130,8 +203,72 @@ void ngx_http_shop_pool_stop(ngx_http_shop_pool_conf_t *pcf);
 void ngx_http_shop_pool_run(ngx_http_shop_ctx_t *ctx);
 /* the request goes away: forget it, discard its results when they come */
 void ngx_http_shop_pool_cancel(ngx_http_shop_ctx_t *ctx);
+/* runs a job on pool (NULL: fails); job->handler follows, maybe at once */
+void ngx_http_shop_pool_submit(ngx_http_shop_pool_t *pool,
+    ngx_http_shop_job_t *job);
+/* its owner gives up on the job: its results are dropped when they come */
+void ngx_http_shop_job_cancel(ngx_http_shop_job_t *job);
+/* past its due time: answered SHOP_DB_TIMEOUT through done; a connection
+ * of a stock-check pool running it is closed and replaced */
+void ngx_http_shop_job_expire(ngx_http_shop_job_t *job, ngx_queue_t *done);
+/* runs the handlers of the jobs answered into done */
+void ngx_http_shop_pool_finish(ngx_queue_t *done,
+    ngx_http_shop_job_t *current);
+/* a stock-check pool serves this many warehouses now: its size */
+void ngx_http_shop_pool_warehouses(ngx_http_shop_pool_t *pool,
+    ngx_uint_t n);
+ngx_http_shop_registry_t *ngx_http_shop_pool_registry(
+    ngx_http_shop_pool_t *pool);
 /* libpq's message on one line, in buf; returns its end */
 u_char *ngx_http_shop_pg_message(const char *msg, u_char *buf, size_t len);
+
+
+/* ngx_http_shop_registry.c */
+
+struct ngx_http_shop_snapshot_s {
+    ngx_pool_t                *pool;         /* holds all of it */
+    ngx_uint_t                 refs;
+    const char               **codes;
+    ngx_uint_t                 n;
+    ngx_uint_t                 generation;   /* of the shared counter */
+};
+
+ngx_http_shop_registry_t *ngx_http_shop_registry_create(
+    ngx_http_shop_pool_t *pool, ngx_str_t *name);
+void ngx_http_shop_registry_stop(ngx_http_shop_registry_t *reg);
+/* the shop's pool has a connection ready */
+void ngx_http_shop_registry_ready(ngx_http_shop_registry_t *reg);
+/* the current snapshot (NULL until loaded); hold it to keep it */
+ngx_http_shop_snapshot_t *ngx_http_shop_registry_current(
+    ngx_http_shop_registry_t *reg);
+void ngx_http_shop_snapshot_hold(ngx_http_shop_snapshot_t *snap);
+void ngx_http_shop_snapshot_release(ngx_http_shop_snapshot_t *snap);
+/* a PUT /warehouses/{code} succeeded here: this worker reads the list at
+ * once, the others before their next stock check */
+void ngx_http_shop_registry_added(ngx_http_shop_registry_t *reg,
+    const char *code, size_t len);
+/* a worker answered a PUT /warehouses since the list was read */
+ngx_uint_t ngx_http_shop_registry_stale(ngx_http_shop_registry_t *reg);
+/* ctx waits for the next refresh, then plans again */
+void ngx_http_shop_registry_wait(ngx_http_shop_registry_t *reg,
+    ngx_http_shop_ctx_t *ctx);
+ngx_int_t ngx_http_shop_registry_init_conf(ngx_conf_t *cf);
+
+
+/* ngx_http_shop_fanout.c */
+
+char *ngx_http_shop_warehouse_database(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+/* the plan needs more than the shop's pool: targets or deadlines */
+ngx_uint_t ngx_http_shop_fanout_needed(ngx_http_shop_ctx_t *ctx);
+void ngx_http_shop_fanout_run(ngx_http_shop_ctx_t *ctx);
+/* ctx waits for the warehouse list, at most until its deadline */
+void ngx_http_shop_fanout_wait(ngx_http_shop_ctx_t *ctx,
+    ngx_http_shop_registry_t *reg);
+void ngx_http_shop_fanout_cancel(ngx_http_shop_ctx_t *ctx);
+/* the stock-check pool of a warehouse in a location */
+ngx_http_shop_pool_conf_t *ngx_http_shop_fanout_pool(
+    ngx_http_shop_loc_conf_t *lcf, const char *code);
 
 
 extern ngx_module_t  ngx_http_shop_module;

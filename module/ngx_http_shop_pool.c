@@ -1,6 +1,6 @@
 
 /*
- * The per-worker pool of PostgreSQL connections, driven by nginx's event
+ * The per-worker pools of PostgreSQL connections, driven by nginx's event
  * loop. No libpq call here ever blocks: connections are made with
  * PQconnectStartParams/PQconnectPoll, run in non-blocking pipeline mode,
  * and their sockets are nginx connections with level-triggered events.
@@ -12,21 +12,38 @@
  *     +-----------------+-------- failure, lost, deadline ------------------+
  *                         (reconnect after 100 ms, doubling up to 2 s)
  *
- * PREPARING sends, in one pipeline, PQsendPrepare for every statement of
- * the catalogue, PQsendDescribePrepared for each (checked against the
+ * PREPARING sends, in one pipeline, PQsendPrepare for every statement the
+ * pool runs, PQsendDescribePrepared for each (checked against the
  * catalogue), once per worker "SHOW max_connections", and a sync.
  *
- * READY: a request's statements go out with PQsendQueryPrepared, each
- * followed by PQpipelineSync, so every statement is its own implicit
- * transaction. Results come back in order: per connection a ring of the
- * requests in flight (at most NGX_HTTP_SHOP_PIPELINE_DEPTH). A request whose
- * client went away stays in the ring without its context; its results are
- * read and dropped.
+ * READY: a job's statements go out with PQsendQueryPrepared, each followed
+ * by PQpipelineSync, so every statement is its own implicit transaction.
+ * Results come back in order: per connection a ring of the jobs in flight
+ * (at most the pool's depth). A job whose owner went away stays in the ring
+ * without it; its results are read and dropped.
  *
- * A request waits in the pool's queue (bounded, with a timeout) when every
- * ready connection is full, and fails at once with 503 when the queue is
- * full, when no connection is up after a failure, or when the database does
- * not match the catalogue.
+ * A job waits in the pool's queue (bounded; with a timeout unless its owner
+ * has a deadline) when every ready connection is full, and fails at once
+ * when the queue is full, when no connection is up after a failure, or when
+ * the database does not match the catalogue.
+ *
+ * Two kinds of pools:
+ *
+ * - the shop's (shop_database): the whole catalogue, 32 jobs in flight per
+ *   connection, every connection kept up;
+ *
+ * - the stock check's, one per warehouse database (shop_warehouse_database,
+ *   or shop_database for the warehouses without one): warehouse_stock only,
+ *   one job per connection, so that a query past its deadline is stopped by
+ *   closing its connection (libpq 15 has no non-blocking cancel, and
+ *   PQcancel blocks) without touching anyone else's; a replacement connects
+ *   at once. Per warehouse it serves, one connection is kept up and
+ *   shop_warehouse_pool_size may be opened when requests wait. A failed
+ *   database answers at once (error; timeout when connecting hung) while
+ *   one connection retries in the background.
+ *
+ * While a pool is down (no connection ready after a failure) one
+ * connection probes, with the backoff; when it is ready the others follow.
  */
 
 
@@ -36,6 +53,9 @@
 
 
 #define NGX_HTTP_SHOP_CONNECT_TIMEOUT  5000
+#define NGX_HTTP_SHOP_WH_CONNECT       3000   /* a stock-check database */
+#define NGX_HTTP_SHOP_WH_MARGIN        250    /* statement_timeout past the
+                                                 stock deadline */
 #define NGX_HTTP_SHOP_BACKOFF_MIN      100
 #define NGX_HTTP_SHOP_BACKOFF_MAX      2000
 #define NGX_HTTP_SHOP_GRACE            1000   /* past statement_timeout */
@@ -51,7 +71,7 @@ typedef enum {
 
 
 struct ngx_http_shop_op_s {
-    ngx_http_shop_ctx_t     *ctx;          /* NULL: the client went away */
+    ngx_http_shop_job_t     *job;          /* NULL: nobody waits for it */
     ngx_http_shop_conn_t    *conn;
     ngx_uint_t               nqueries;
     ngx_uint_t               query;        /* whose results come next */
@@ -78,11 +98,12 @@ struct ngx_http_shop_conn_s {
 
     ngx_uint_t               head;
     ngx_uint_t               nflight;
-    ngx_http_shop_op_t       ops[NGX_HTTP_SHOP_PIPELINE_DEPTH];
+    ngx_http_shop_op_t      *ops;          /* a ring of conf->depth */
 
     unsigned                 ask_max:1;
     unsigned                 drift:1;
     unsigned                 failing:1;
+    unsigned                 timed_out:1;  /* the failure: no answer in time */
 };
 
 
@@ -90,14 +111,27 @@ struct ngx_http_shop_pool_s {
     ngx_http_shop_pool_conf_t  *conf;
     ngx_log_t                  *log;
 
+    /*
+     * conns[0 .. warm): kept connected; [warm .. nconns): connected when
+     * jobs wait; [nconns .. nalloc): not in use yet
+     */
     ngx_http_shop_conn_t       *conns;
     ngx_uint_t                  nconns;
+    ngx_uint_t                  nalloc;
+    ngx_uint_t                  warm;
     ngx_uint_t                  nready;
 
     ngx_queue_t                 waiting;
     ngx_uint_t                  nwaiting;
 
+    const shop_stmt_id         *stmts;     /* what its connections prepare */
+    ngx_uint_t                  nstmts;
+    uint64_t                    prepared;  /* the same, bit per statement */
+
     ngx_uint_t                  total;     /* all workers, this database */
+
+    shop_db_status              down_status;  /* what a down pool answers */
+    ngx_http_shop_registry_t   *registry;  /* the shop's pools */
 
     unsigned                    down:1;    /* failed, none ready: fail fast */
     unsigned                    drift:1;   /* schema and catalogue differ */
@@ -106,7 +140,14 @@ struct ngx_http_shop_pool_s {
 };
 
 
-static void ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc);
+static ngx_http_shop_pool_conf_t *ngx_http_shop_pool_conf_get(ngx_conf_t *cf,
+    const char *database, ngx_msec_t statement_timeout, ngx_uint_t size,
+    ngx_uint_t queue, ngx_msec_t queue_timeout, ngx_uint_t warehouse,
+    const char *label);
+static void ngx_http_shop_conn_init(ngx_http_shop_pool_t *pool,
+    ngx_uint_t i);
+static void ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc,
+    ngx_queue_t *done);
 static ngx_int_t ngx_http_shop_conn_wrap(ngx_http_shop_conn_t *sc);
 static void ngx_http_shop_conn_unwrap(ngx_http_shop_conn_t *sc,
     ngx_uint_t closed);
@@ -124,31 +165,50 @@ static ngx_int_t ngx_http_shop_conn_results(ngx_http_shop_conn_t *sc,
 static void ngx_http_shop_conn_prepared(ngx_http_shop_conn_t *sc,
     PGresult *res, ngx_queue_t *done);
 static void ngx_http_shop_conn_ready(ngx_http_shop_conn_t *sc);
+static void ngx_http_shop_conn_drop(ngx_http_shop_conn_t *sc,
+    ngx_queue_t *done);
 static void ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc,
     ngx_uint_t level, const char *what, const char *why, ngx_queue_t *done);
+static void ngx_http_shop_conn_replace(ngx_http_shop_conn_t *sc,
+    ngx_queue_t *done);
 static ngx_int_t ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc,
-    ngx_http_shop_ctx_t *ctx, ngx_queue_t *done);
+    ngx_http_shop_job_t *job, ngx_queue_t *done);
 static void ngx_http_shop_notice(void *arg, const char *message);
 
 static ngx_http_shop_conn_t *ngx_http_shop_pool_pick(
     ngx_http_shop_pool_t *pool);
+static ngx_uint_t ngx_http_shop_pool_probing(ngx_http_shop_pool_t *pool,
+    ngx_http_shop_conn_t *except);
+static void ngx_http_shop_pool_wake(ngx_http_shop_pool_t *pool,
+    ngx_queue_t *done);
 static void ngx_http_shop_pool_dispatch(ngx_http_shop_pool_t *pool,
     ngx_queue_t *done);
 static void ngx_http_shop_pool_flush_waiting(ngx_http_shop_pool_t *pool,
-    ngx_queue_t *done);
-static void ngx_http_shop_pool_finish(ngx_queue_t *done,
-    ngx_http_shop_ctx_t *current);
-static void ngx_http_shop_answer(ngx_http_shop_ctx_t *ctx,
     shop_db_status status, ngx_queue_t *done);
-static void ngx_http_shop_ctx_timeout(ngx_event_t *ev);
+static shop_db_status ngx_http_shop_pool_down_status(
+    ngx_http_shop_pool_t *pool);
+static void ngx_http_shop_answer(ngx_http_shop_job_t *job,
+    shop_db_status status, ngx_queue_t *done);
+static void ngx_http_shop_job_timeout(ngx_event_t *ev);
+static void ngx_http_shop_request_done(ngx_http_shop_job_t *job,
+    ngx_uint_t sync);
 static void ngx_http_shop_max_connections(ngx_http_shop_conn_t *sc,
     PGresult *res);
 
 
+/* what the connections of each kind of pool prepare */
+
+static shop_stmt_id  ngx_http_shop_all_stmts[SHOP_STMT_COUNT];
+
+static const shop_stmt_id  ngx_http_shop_warehouse_stmts[] = {
+    SHOP_STMT_WAREHOUSE_STOCK
+};
+
+
 /*
- * shop_database: libpq must understand it, and should not have to look a
- * host name up: PQconnectStart() resolves names with a blocking
- * getaddrinfo(), and a worker must never wait for DNS
+ * shop_database, shop_warehouse_database: libpq must understand it, and
+ * should not have to look a host name up: PQconnectStart() resolves names
+ * with a blocking getaddrinfo(), and a worker must never wait for DNS
  */
 
 char *
@@ -156,11 +216,13 @@ ngx_http_shop_pool_check_dsn(ngx_conf_t *cf, const char *dsn)
 {
     u_char            *p;
     char              *errmsg;
+    ngx_str_t         *name;
     const char        *host, *hostaddr;
     PQconninfoOption  *opts, *o;
     u_char             addr[sizeof(struct in6_addr)];
     u_char             msg[256];
 
+    name = cf->args->elts;            /* the directive */
     errmsg = NULL;
 
     opts = PQconninfoParse(dsn, &errmsg);
@@ -170,8 +232,8 @@ ngx_http_shop_pool_check_dsn(ngx_conf_t *cf, const char *dsn)
                                      sizeof(msg));
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value in \"shop_database\" directive: %*s",
-                           p - msg, msg);
+                           "invalid value in \"%V\" directive: %*s",
+                           &name[0], p - msg, msg);
         if (errmsg) {
             PQfreemem(errmsg);
         }
@@ -199,10 +261,10 @@ ngx_http_shop_pool_check_dsn(ngx_conf_t *cf, const char *dsn)
         && inet_pton(AF_INET6, host, addr) != 1)
     {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "\"shop_database\" host \"%s\" is a name: libpq "
+                           "\"%V\" host \"%s\" is a name: libpq "
                            "resolves it with a blocking DNS lookup in the "
                            "worker at every connect; add hostaddr=<address>",
-                           host);
+                           &name[0], host);
     }
 
     PQconninfoFree(opts);
@@ -211,28 +273,104 @@ ngx_http_shop_pool_check_dsn(ngx_conf_t *cf, const char *dsn)
 }
 
 
-/* configuration: which pool a location uses */
+/* configuration: which pools a location uses */
 
 ngx_int_t
 ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
 {
-    u_char                      *p;
-    size_t                       len;
     ngx_uint_t                   i;
-    const char                  *host, *hostaddr, *port, *dbname, *user;
-    const char                  *options;
+    ngx_msec_t                   timeout;
     shop_settings               *s;
-    PQconninfoOption            *opts, *o;
-    ngx_http_shop_pool_conf_t   *pcf, **pp;
+    ngx_http_shop_warehouse_t   *wh;
+    ngx_http_shop_loc_conf_t   **lp;
     ngx_http_shop_main_conf_t   *smcf;
 
     s = &lcf->settings;
 
     /* shop_database was checked when read: ngx_http_shop_pool_check_dsn() */
 
-    opts = PQconninfoParse(s->database, NULL);
-    if (opts == NULL) {
+    lcf->pool = ngx_http_shop_pool_conf_get(cf, s->database,
+                                            (ngx_msec_t) s->statement_timeout_ms,
+                                            (ngx_uint_t) s->pool_size,
+                                            (ngx_uint_t) s->pool_queue,
+                                            (ngx_msec_t) s->pool_queue_timeout_ms,
+                                            0, NULL);
+    if (lcf->pool == NULL) {
         return NGX_ERROR;
+    }
+
+    /*
+     * the stock check's pools: the server ends a statement the deadline
+     * gave up on soon after (the module closed its connection already)
+     */
+
+    timeout = (ngx_msec_t) s->stock_deadline_ms + NGX_HTTP_SHOP_WH_MARGIN;
+
+    lcf->warehouse_pool = ngx_http_shop_pool_conf_get(cf, s->database,
+                                     timeout, (ngx_uint_t) s->warehouse_pool_size,
+                                     (ngx_uint_t) s->pool_queue,
+                                     (ngx_msec_t) s->pool_queue_timeout_ms,
+                                     1, NULL);
+    if (lcf->warehouse_pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (lcf->warehouses && lcf->warehouses->nelts) {
+        lcf->warehouse_pools = ngx_palloc(cf->pool, lcf->warehouses->nelts
+                                          * sizeof(ngx_http_shop_pool_conf_t *));
+        if (lcf->warehouse_pools == NULL) {
+            return NGX_ERROR;
+        }
+
+        wh = lcf->warehouses->elts;
+
+        for (i = 0; i < lcf->warehouses->nelts; i++) {
+            lcf->warehouse_pools[i] = ngx_http_shop_pool_conf_get(cf,
+                                     (const char *) wh[i].database.data,
+                                     timeout, (ngx_uint_t) s->warehouse_pool_size,
+                                     (ngx_uint_t) s->pool_queue,
+                                     (ngx_msec_t) s->pool_queue_timeout_ms,
+                                     1, (const char *) wh[i].code.data);
+            if (lcf->warehouse_pools[i] == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_shop_module);
+
+    lp = ngx_array_push(&smcf->locations);
+    if (lp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *lp = lcf;
+
+    return NGX_OK;
+}
+
+
+/* the pool for these settings: pools with the same settings are one */
+
+static ngx_http_shop_pool_conf_t *
+ngx_http_shop_pool_conf_get(ngx_conf_t *cf, const char *database,
+    ngx_msec_t statement_timeout, ngx_uint_t size, ngx_uint_t queue,
+    ngx_msec_t queue_timeout, ngx_uint_t warehouse, const char *label)
+{
+    u_char                      *p;
+    size_t                       len;
+    ngx_uint_t                   i, depth, known;
+    const char                  *host, *hostaddr, *port, *dbname, *user;
+    const char                  *options;
+    PQconninfoOption            *opts, *o;
+    ngx_http_shop_pool_conf_t   *pcf, **pp;
+    ngx_http_shop_main_conf_t   *smcf;
+
+    depth = warehouse ? 1 : NGX_HTTP_SHOP_PIPELINE_DEPTH;
+
+    opts = PQconninfoParse(database, NULL);
+    if (opts == NULL) {
+        return NULL;
     }
 
     hostaddr = host = port = dbname = user = options = NULL;
@@ -262,17 +400,56 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
         }
     }
 
-    pcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_shop_pool_conf_t));
-    if (pcf == NULL) {
-        goto failed;
+    /*
+     * the same settings: the same pool; stock-check pools of locations
+     * with different deadlines are one too, with the longest statement
+     * timeout
+     */
+
+    len = ngx_strlen(database);
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_shop_module);
+    pp = smcf->pools.elts;
+    pcf = NULL;
+
+    for (i = 0; i < smcf->pools.nelts; i++) {
+        if (pp[i]->database.len == len
+            && ngx_strcmp(pp[i]->database.data, database) == 0
+            && (pp[i]->statement_timeout == statement_timeout || warehouse)
+            && pp[i]->size == size
+            && pp[i]->queue == queue
+            && pp[i]->queue_timeout == queue_timeout
+            && pp[i]->depth == depth
+            && pp[i]->warehouse == warehouse)
+        {
+            pcf = pp[i];
+            break;
+        }
     }
 
-    pcf->database.data = (u_char *) s->database;
-    pcf->database.len = ngx_strlen(s->database);
-    pcf->statement_timeout = (ngx_msec_t) s->statement_timeout_ms;
-    pcf->size = (ngx_uint_t) s->pool_size;
-    pcf->queue = (ngx_uint_t) s->pool_queue;
-    pcf->queue_timeout = (ngx_msec_t) s->pool_queue_timeout_ms;
+    if (pcf && pcf->statement_timeout >= statement_timeout) {
+        PQconninfoFree(opts);
+        return pcf;
+    }
+
+    known = (pcf != NULL);         /* only its statement timeout grows */
+
+    if (!known) {
+        pcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_shop_pool_conf_t));
+        if (pcf == NULL) {
+            goto failed;
+        }
+
+        pcf->database.data = (u_char *) database;
+        pcf->database.len = len;
+        pcf->size = size;
+        pcf->queue = queue;
+        pcf->queue_timeout = queue_timeout;
+        pcf->depth = depth;
+        pcf->warehouse = warehouse;
+    }
+
+    pcf->statement_timeout = statement_timeout;
 
     /* the core's GUCs, the statement timeout, then the DSN's own options */
 
@@ -293,10 +470,16 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
     *p = '\0';
     pcf->options.len = p - pcf->options.data;
 
-    len = sizeof("database \"\" at :") - 1 + 64
+    if (known) {
+        PQconninfoFree(opts);
+        return pcf;
+    }
+
+    len = sizeof("database \"\" at : (stock check, warehouse )") - 1 + 64
           + (dbname ? ngx_strlen(dbname) : user ? ngx_strlen(user) : 0)
           + (hostaddr ? ngx_strlen(hostaddr) : host ? ngx_strlen(host) : 0)
-          + (port ? ngx_strlen(port) : 0);
+          + (port ? ngx_strlen(port) : 0)
+          + (label ? ngx_strlen(label) : 0);
 
     p = ngx_pnalloc(cf->pool, len);
     if (p == NULL) {
@@ -308,28 +491,19 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
                      dbname ? dbname : user ? user : "(default)",
                      hostaddr ? hostaddr : host ? host : "(default socket)",
                      port ? port : "5432");
+
+    if (label) {
+        p = ngx_snprintf(p, pcf->name.data + len - p,
+                         " (stock check, warehouse %s)", label);
+
+    } else if (warehouse) {
+        p = ngx_snprintf(p, pcf->name.data + len - p, " (stock check)");
+    }
+
     pcf->name.len = p - pcf->name.data;
 
     PQconninfoFree(opts);
     opts = NULL;
-
-    /* locations with the same settings share a pool */
-
-    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_shop_module);
-    pp = smcf->pools.elts;
-
-    for (i = 0; i < smcf->pools.nelts; i++) {
-        if (pp[i]->database.len == pcf->database.len
-            && ngx_strcmp(pp[i]->database.data, pcf->database.data) == 0
-            && pp[i]->statement_timeout == pcf->statement_timeout
-            && pp[i]->size == pcf->size
-            && pp[i]->queue == pcf->queue
-            && pp[i]->queue_timeout == pcf->queue_timeout)
-        {
-            lcf->pool = pp[i];
-            return NGX_OK;
-        }
-    }
 
     pp = ngx_array_push(&smcf->pools);
     if (pp == NULL) {
@@ -337,9 +511,8 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
     }
 
     *pp = pcf;
-    lcf->pool = pcf;
 
-    return NGX_OK;
+    return pcf;
 
 failed:
 
@@ -347,7 +520,7 @@ failed:
         PQconninfoFree(opts);
     }
 
-    return NGX_ERROR;
+    return NULL;
 }
 
 
@@ -359,7 +532,6 @@ ngx_http_shop_pool_start(ngx_cycle_t *cycle, ngx_http_shop_pool_conf_t *pcf,
 {
     ngx_uint_t                   i, workers, size;
     ngx_core_conf_t             *ccf;
-    ngx_http_shop_conn_t        *sc;
     ngx_http_shop_pool_t        *pool;
     ngx_http_shop_main_conf_t   *smcf;
     ngx_http_shop_pool_conf_t  **pp;
@@ -369,16 +541,38 @@ ngx_http_shop_pool_start(ngx_cycle_t *cycle, ngx_http_shop_pool_conf_t *pcf,
         return NGX_ERROR;
     }
 
+    pool->nalloc = pcf->warehouse
+                   ? ngx_max(pcf->size, NGX_HTTP_SHOP_WAREHOUSE_CONNS)
+                   : pcf->size;
+
     pool->conns = ngx_pcalloc(cycle->pool,
-                              pcf->size * sizeof(ngx_http_shop_conn_t));
+                              pool->nalloc * sizeof(ngx_http_shop_conn_t));
     if (pool->conns == NULL) {
         return NGX_ERROR;
     }
 
     pool->conf = pcf;
     pool->log = cycle->log;
-    pool->nconns = pcf->size;
+    pool->down_status = SHOP_DB_UNAVAILABLE;
     ngx_queue_init(&pool->waiting);
+
+    if (pcf->warehouse) {
+        pool->stmts = ngx_http_shop_warehouse_stmts;
+        pool->nstmts = sizeof(ngx_http_shop_warehouse_stmts)
+                       / sizeof(ngx_http_shop_warehouse_stmts[0]);
+
+    } else {
+        for (i = 0; i < SHOP_STMT_COUNT; i++) {
+            ngx_http_shop_all_stmts[i] = (shop_stmt_id) i;
+        }
+
+        pool->stmts = ngx_http_shop_all_stmts;
+        pool->nstmts = SHOP_STMT_COUNT;
+    }
+
+    for (i = 0; i < pool->nstmts; i++) {
+        pool->prepared |= (uint64_t) 1 << pool->stmts[i];
+    }
 
     pcf->pool = pool;
 
@@ -402,49 +596,98 @@ ngx_http_shop_pool_start(ngx_cycle_t *cycle, ngx_http_shop_pool_conf_t *pcf,
 
     pool->total = workers * size;
 
-    /* max_connections: asked once per database, by the first of its pools */
+    /*
+     * max_connections: asked once per database, by the first of its pools;
+     * the shop's pools load the warehouse list, one per database
+     */
+
+    if (pcf->warehouse) {
+        pool->max_checked = 1;
+    }
 
     for (i = 0; pp[i] != pcf; i++) {
         if (pp[i]->database.len == pcf->database.len
             && ngx_strcmp(pp[i]->database.data, pcf->database.data) == 0)
         {
             pool->max_checked = 1;
-            break;
+
+            if (!pcf->warehouse && !pp[i]->warehouse && pp[i]->pool
+                && pool->registry == NULL)
+            {
+                pool->registry = pp[i]->pool->registry;
+            }
+        }
+    }
+
+    if (!pcf->warehouse && pool->registry == NULL) {
+        pool->registry = ngx_http_shop_registry_create(pool, &pcf->name);
+        if (pool->registry == NULL) {
+            return NGX_ERROR;
         }
     }
 
     if (ngx_worker == 0) {
-        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                      "shop: pool for %V: %ui worker(s) x %ui connection(s) "
-                      "= %ui; pipeline depth %d, queue %ui for %M ms, "
-                      "statement timeout %M ms",
-                      &pcf->name, workers, pcf->size, workers * pcf->size,
-                      NGX_HTTP_SHOP_PIPELINE_DEPTH, pcf->queue,
-                      pcf->queue_timeout, pcf->statement_timeout);
+        if (pcf->warehouse) {
+            ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                          "shop: pool for %V: per worker %ui connection(s) "
+                          "per warehouse it serves, one kept up each, at "
+                          "most %ui; one statement at a time, statement "
+                          "timeout %M ms",
+                          &pcf->name, pcf->size, pool->nalloc,
+                          pcf->statement_timeout);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                          "shop: pool for %V: %ui worker(s) x %ui "
+                          "connection(s) = %ui; pipeline depth %ui, queue "
+                          "%ui for %M ms, statement timeout %M ms",
+                          &pcf->name, workers, pcf->size, workers * pcf->size,
+                          pcf->depth, pcf->queue, pcf->queue_timeout,
+                          pcf->statement_timeout);
+        }
     }
 
+    /* a stock-check pool connects once the warehouses it serves are known */
+
+    pool->nconns = pcf->size;
+    pool->warm = pcf->warehouse ? 0 : pcf->size;
+
     for (i = 0; i < pool->nconns; i++) {
-        sc = &pool->conns[i];
+        ngx_http_shop_conn_init(pool, i);
+    }
 
-        sc->pool = pool;
-        sc->number = i + 1;
-        sc->backoff = NGX_HTTP_SHOP_BACKOFF_MIN;
-
-        sc->timer.handler = ngx_http_shop_conn_timer;
-        sc->timer.data = sc;
-        sc->timer.log = pool->log;
-        sc->timer.cancelable = 1;
-
-        /* not cancelable: a graceful shutdown waits for what is in flight */
-
-        sc->deadline.handler = ngx_http_shop_conn_deadline;
-        sc->deadline.data = sc;
-        sc->deadline.log = pool->log;
-
-        ngx_http_shop_conn_connect(sc);
+    for (i = 0; i < pool->warm; i++) {
+        ngx_http_shop_conn_connect(&pool->conns[i], NULL);
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_shop_conn_init(ngx_http_shop_pool_t *pool, ngx_uint_t i)
+{
+    ngx_http_shop_conn_t  *sc;
+
+    sc = &pool->conns[i];
+
+    sc->pool = pool;
+    sc->number = i + 1;
+    sc->backoff = NGX_HTTP_SHOP_BACKOFF_MIN;
+
+    sc->ops = ngx_pcalloc(ngx_cycle->pool,
+                          pool->conf->depth * sizeof(ngx_http_shop_op_t));
+
+    sc->timer.handler = ngx_http_shop_conn_timer;
+    sc->timer.data = sc;
+    sc->timer.log = pool->log;
+    sc->timer.cancelable = 1;
+
+    /* not cancelable: a graceful shutdown waits for what is in flight */
+
+    sc->deadline.handler = ngx_http_shop_conn_deadline;
+    sc->deadline.data = sc;
+    sc->deadline.log = pool->log;
 }
 
 
@@ -462,6 +705,10 @@ ngx_http_shop_pool_stop(ngx_http_shop_pool_conf_t *pcf)
     }
 
     pool->stopping = 1;
+
+    if (pool->registry) {
+        ngx_http_shop_registry_stop(pool->registry);
+    }
 
     for (i = 0; i < pool->nconns; i++) {
         sc = &pool->conns[i];
@@ -488,79 +735,236 @@ ngx_http_shop_pool_stop(ngx_http_shop_pool_conf_t *pcf)
 }
 
 
-/* requests */
+/*
+ * a stock-check pool serves n warehouses now: one connection each kept up,
+ * shop_warehouse_pool_size each when requests wait
+ */
+
+void
+ngx_http_shop_pool_warehouses(ngx_http_shop_pool_t *pool, ngx_uint_t n)
+{
+    ngx_uint_t   i, want;
+    ngx_queue_t  done;
+
+    if (pool == NULL || !pool->conf->warehouse || pool->stopping) {
+        return;
+    }
+
+    want = ngx_min(pool->nalloc, pool->conf->size * ngx_max(n, 1));
+
+    for (i = pool->nconns; i < want; i++) {
+        ngx_http_shop_conn_init(pool, i);
+
+        if (pool->conns[i].ops == NULL) {
+            break;
+        }
+
+        pool->nconns = i + 1;
+    }
+
+    if (pool->warm != ngx_min(n, pool->nconns)) {
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                      "shop: %V serves %ui warehouse(s): %ui connection(s) "
+                      "kept, up to %ui", &pool->conf->name, n,
+                      ngx_min(n, pool->nconns), pool->nconns);
+    }
+
+    pool->warm = ngx_min(n, pool->nconns);
+
+    ngx_queue_init(&done);
+    ngx_http_shop_pool_wake(pool, &done);
+    ngx_http_shop_pool_finish(&done, NULL);
+}
+
+
+ngx_http_shop_registry_t *
+ngx_http_shop_pool_registry(ngx_http_shop_pool_t *pool)
+{
+    return pool ? pool->registry : NULL;
+}
+
+
+/* requests: a plan on the shop's pool, the fast path */
 
 void
 ngx_http_shop_pool_run(ngx_http_shop_ctx_t *ctx)
 {
-    ngx_queue_t            done;
-    ngx_http_request_t    *r;
-    ngx_http_shop_conn_t  *sc;
-    ngx_http_shop_pool_t  *pool;
+    ngx_http_shop_job_t  *job;
 
-    r = ctx->request;
-    pool = ctx->conf->pool->pool;
+    job = &ctx->job;
 
-    ngx_queue_init(&done);
+    job->queries = ctx->core.queries;
+    job->res = ctx->res;
+    job->nqueries = ctx->core.nqueries;
+    job->handler = ngx_http_shop_request_done;
+    job->data = ctx;
+    job->log = ctx->request->connection->log;
 
-    if (pool == NULL || pool->stopping || pool->drift
-        || (pool->down && pool->nready == 0))
-    {
-        ngx_http_shop_answer(ctx, SHOP_DB_UNAVAILABLE, &done);
-        goto finish;
+    ngx_http_shop_pool_submit(ctx->conf->pool->pool, job);
+}
+
+
+static void
+ngx_http_shop_request_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
+{
+    ngx_connection_t     *c;
+    ngx_http_shop_ctx_t  *ctx;
+
+    ctx = job->data;
+    c = ctx->request->connection;
+
+    ctx->db_us += job->db_us;
+
+    ngx_http_shop_finish(ctx);
+
+    if (!sync) {
+        ngx_http_run_posted_requests(c);
     }
-
-    sc = ngx_http_shop_pool_pick(pool);
-
-    if (sc) {
-        (void) ngx_http_shop_conn_send(sc, ctx, &done);
-        goto finish;
-    }
-
-    if (pool->nwaiting >= pool->conf->queue) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "shop: all %ui connections are busy and %ui requests "
-                      "wait: 503", pool->nconns, pool->nwaiting);
-
-        ngx_http_shop_answer(ctx, SHOP_DB_UNAVAILABLE, &done);
-        goto finish;
-    }
-
-    ngx_queue_insert_tail(&pool->waiting, &ctx->queue);
-    pool->nwaiting++;
-    ctx->waiting = 1;
-
-    ctx->timer.handler = ngx_http_shop_ctx_timeout;
-    ctx->timer.data = ctx;
-    ctx->timer.log = r->connection->log;
-
-    ngx_add_timer(&ctx->timer, pool->conf->queue_timeout);
-
-    return;
-
-finish:
-
-    ngx_http_shop_pool_finish(&done, ctx);
 }
 
 
 void
 ngx_http_shop_pool_cancel(ngx_http_shop_ctx_t *ctx)
 {
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
+    ngx_http_shop_job_cancel(&ctx->job);
+
+    if (ctx->jobs || ctx->warehouses || ctx->stale.next) {
+        ngx_http_shop_fanout_cancel(ctx);
+    }
+}
+
+
+/* jobs */
+
+void
+ngx_http_shop_pool_submit(ngx_http_shop_pool_t *pool, ngx_http_shop_job_t *job)
+{
+    ngx_queue_t            done;
+    ngx_http_shop_conn_t  *sc;
+
+    ngx_queue_init(&done);
+
+    job->pool = pool;
+    job->op = NULL;
+    job->fail = SHOP_DB_OK;
+    job->db_us = 0;
+    job->waiting = 0;
+    job->answered = 0;
+
+    if (pool == NULL || pool->stopping || pool->drift
+        || (pool->down && pool->nready == 0))
+    {
+        ngx_http_shop_answer(job, pool ? ngx_http_shop_pool_down_status(pool)
+                                       : SHOP_DB_UNAVAILABLE, &done);
+        goto finish;
     }
 
-    if (ctx->waiting) {
-        ngx_queue_remove(&ctx->queue);
-        ctx->conf->pool->pool->nwaiting--;
-        ctx->waiting = 0;
+    sc = ngx_http_shop_pool_pick(pool);
+
+    if (sc) {
+        (void) ngx_http_shop_conn_send(sc, job, &done);
+        goto finish;
     }
 
-    if (ctx->op) {
+    if (pool->nwaiting >= pool->conf->queue) {
+        ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                      "shop: all %ui connections to %V are busy and %ui "
+                      "requests wait: 503", pool->nconns, &pool->conf->name,
+                      pool->nwaiting);
+
+        ngx_http_shop_answer(job, SHOP_DB_UNAVAILABLE, &done);
+        goto finish;
+    }
+
+    ngx_queue_insert_tail(&pool->waiting, &job->queue);
+    pool->nwaiting++;
+    job->waiting = 1;
+
+    /* a job with a deadline needs no timer of its own */
+
+    if (!job->deadline) {
+        job->timer.handler = ngx_http_shop_job_timeout;
+        job->timer.data = job;
+        job->timer.log = job->log;
+
+        ngx_add_timer(&job->timer, pool->conf->queue_timeout);
+    }
+
+    /* a connection that is not kept up connects for it */
+
+    ngx_http_shop_pool_wake(pool, &done);
+
+finish:
+
+    ngx_http_shop_pool_finish(&done, job);
+}
+
+
+void
+ngx_http_shop_job_cancel(ngx_http_shop_job_t *job)
+{
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
+    }
+
+    if (job->waiting) {
+        ngx_queue_remove(&job->queue);
+        job->pool->nwaiting--;
+        job->waiting = 0;
+    }
+
+    if (job->op) {
         /* in flight: its results are read and dropped when they come */
-        ctx->op->ctx = NULL;
-        ctx->op = NULL;
+        job->op->job = NULL;
+        job->op = NULL;
+    }
+}
+
+
+void
+ngx_http_shop_job_expire(ngx_http_shop_job_t *job, ngx_queue_t *done)
+{
+    ngx_uint_t             i;
+    ngx_http_shop_op_t    *op;
+    ngx_http_shop_conn_t  *sc;
+
+    if (job->answered) {
+        return;
+    }
+
+    if (job->waiting) {
+        ngx_queue_remove(&job->queue);
+        job->pool->nwaiting--;
+        job->waiting = 0;
+    }
+
+    op = job->op;
+
+    for (i = 0; i < job->nqueries; i++) {
+        if (job->res[i]) {
+            PQclear(job->res[i]);
+            job->res[i] = NULL;
+        }
+    }
+
+    ngx_http_shop_answer(job, SHOP_DB_TIMEOUT, done);
+
+    if (op == NULL) {
+        return;
+    }
+
+    /*
+     * in flight: its late result must reach no one. One job per connection:
+     * the connection goes (the server notices when it next writes, or at
+     * its statement_timeout) and another takes its place. Pipelined: the
+     * job leaves the ring, its results are dropped when they come.
+     */
+
+    op->job = NULL;
+    sc = op->conn;
+
+    if (sc->pool->conf->depth == 1) {
+        ngx_http_shop_conn_replace(sc, done);
     }
 }
 
@@ -568,46 +972,61 @@ ngx_http_shop_pool_cancel(ngx_http_shop_ctx_t *ctx)
 /* no connection came free in time */
 
 static void
-ngx_http_shop_ctx_timeout(ngx_event_t *ev)
+ngx_http_shop_job_timeout(ngx_event_t *ev)
 {
     ngx_queue_t            done;
-    ngx_http_shop_ctx_t   *ctx;
+    ngx_http_shop_job_t   *job;
     ngx_http_shop_pool_t  *pool;
 
-    ctx = ev->data;
-    pool = ctx->conf->pool->pool;
+    job = ev->data;
+    pool = job->pool;
 
-    if (!ctx->waiting) {
+    if (!job->waiting) {
         return;
     }
 
-    ngx_queue_remove(&ctx->queue);
+    ngx_queue_remove(&job->queue);
     pool->nwaiting--;
-    ctx->waiting = 0;
+    job->waiting = 0;
 
     ngx_log_error(NGX_LOG_INFO, ev->log, 0,
-                  "shop: no database connection within %M ms: 503",
-                  pool->conf->queue_timeout);
+                  "shop: no connection to %V within %M ms: 503",
+                  &pool->conf->name, pool->conf->queue_timeout);
 
     ngx_queue_init(&done);
-    ngx_http_shop_answer(ctx, SHOP_DB_UNAVAILABLE, &done);
+    ngx_http_shop_answer(job, SHOP_DB_UNAVAILABLE, &done);
     ngx_http_shop_pool_finish(&done, NULL);
 }
 
 
-/* a request's statements go out on sc */
+/* a job's statements go out on sc */
 
 static ngx_int_t
-ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc, ngx_http_shop_ctx_t *ctx,
+ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc, ngx_http_shop_job_t *job,
     ngx_queue_t *done)
 {
-    ngx_int_t              i;
+    ngx_uint_t             i;
     shop_query            *q;
     ngx_http_shop_op_t    *op;
+    ngx_http_shop_pool_t  *pool;
     const shop_statement  *st;
 
-    for (i = 0; i < ctx->core.nqueries; i++) {
-        q = &ctx->core.queries[i];
+    pool = sc->pool;
+
+    for (i = 0; i < job->nqueries; i++) {
+        if (!(pool->prepared & ((uint64_t) 1 << job->queries[i].stmt))) {
+            ngx_log_error(NGX_LOG_ALERT, job->log, 0,
+                          "shop: statement %s is not prepared on %V",
+                          shop_catalogue[job->queries[i].stmt].name,
+                          &pool->conf->name);
+
+            ngx_http_shop_answer(job, SHOP_DB_ERROR, done);
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = 0; i < job->nqueries; i++) {
+        q = &job->queries[i];
         st = &shop_catalogue[q->stmt];
 
         if (!PQsendQueryPrepared(sc->pg, st->name, q->nparams, q->values,
@@ -616,26 +1035,26 @@ ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc, ngx_http_shop_ctx_t *ctx,
         {
             ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "lost",
                                      PQerrorMessage(sc->pg), done);
-            ngx_http_shop_answer(ctx, SHOP_DB_UNAVAILABLE, done);
+            ngx_http_shop_answer(job, SHOP_DB_UNAVAILABLE, done);
             return NGX_ERROR;
         }
     }
 
-    op = &sc->ops[(sc->head + sc->nflight) % NGX_HTTP_SHOP_PIPELINE_DEPTH];
+    op = &sc->ops[(sc->head + sc->nflight) % pool->conf->depth];
     sc->nflight++;
 
-    op->ctx = ctx;
+    op->job = job;
     op->conn = sc;
-    op->nqueries = ctx->core.nqueries;
+    op->nqueries = job->nqueries;
     op->query = 0;
     op->sent = ngx_current_msec;
 
-    ctx->op = op;
-    ctx->sent_us = ngx_http_shop_now_us();
+    job->op = op;
+    job->sent_us = ngx_http_shop_now_us();
 
     if (sc->nflight == 1) {
         ngx_add_timer(&sc->deadline,
-                      sc->pool->conf->statement_timeout + NGX_HTTP_SHOP_GRACE);
+                      pool->conf->statement_timeout + NGX_HTTP_SHOP_GRACE);
     }
 
     if (ngx_http_shop_conn_flush(sc) != NGX_OK) {
@@ -653,18 +1072,17 @@ ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc, ngx_http_shop_ctx_t *ctx,
 static ngx_http_shop_conn_t *
 ngx_http_shop_pool_pick(ngx_http_shop_pool_t *pool)
 {
-    ngx_uint_t             i, load, best_load;
+    ngx_uint_t             i, load, best_load, depth;
     ngx_http_shop_conn_t  *sc, *best;
 
     best = NULL;
     best_load = NGX_MAX_UINT32_VALUE;
+    depth = pool->conf->depth;
 
     for (i = 0; i < pool->nconns; i++) {
         sc = &pool->conns[i];
 
-        if (sc->state != NGX_HTTP_SHOP_READY
-            || sc->nflight >= NGX_HTTP_SHOP_PIPELINE_DEPTH)
-        {
+        if (sc->state != NGX_HTTP_SHOP_READY || sc->nflight >= depth) {
             continue;
         }
 
@@ -674,7 +1092,7 @@ ngx_http_shop_pool_pick(ngx_http_shop_pool_t *pool)
             && ngx_current_msec - sc->ops[sc->head].sent
                > NGX_HTTP_SHOP_STALLED)
         {
-            load += NGX_HTTP_SHOP_PIPELINE_DEPTH;
+            load += depth;
         }
 
         if (load < best_load) {
@@ -691,11 +1109,91 @@ ngx_http_shop_pool_pick(ngx_http_shop_pool_t *pool)
 }
 
 
+/* a connection other than except connects, or waits to reconnect */
+
+static ngx_uint_t
+ngx_http_shop_pool_probing(ngx_http_shop_pool_t *pool,
+    ngx_http_shop_conn_t *except)
+{
+    ngx_uint_t             i;
+    ngx_http_shop_conn_t  *sc;
+
+    for (i = 0; i < pool->nconns; i++) {
+        sc = &pool->conns[i];
+
+        if (sc != except
+            && (sc->timer.timer_set
+                || sc->state == NGX_HTTP_SHOP_CONNECTING
+                || sc->state == NGX_HTTP_SHOP_PREPARING))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * connections that should be up and wait for nothing connect: those kept
+ * up, and one per waiting job among the others; while the pool is down,
+ * one at most (the probe)
+ */
+
+static void
+ngx_http_shop_pool_wake(ngx_http_shop_pool_t *pool, ngx_queue_t *done)
+{
+    ngx_uint_t             i, want, connecting;
+    ngx_http_shop_conn_t  *sc;
+
+    if (pool->stopping) {
+        return;
+    }
+
+    want = pool->nwaiting;
+    connecting = 0;
+
+    for (i = 0; i < pool->nconns; i++) {
+        sc = &pool->conns[i];
+
+        if (sc->state == NGX_HTTP_SHOP_CONNECTING
+            || sc->state == NGX_HTTP_SHOP_PREPARING)
+        {
+            connecting++;
+        }
+    }
+
+    for (i = 0; i < pool->nconns; i++) {
+        sc = &pool->conns[i];
+
+        if (sc->state != NGX_HTTP_SHOP_DOWN || sc->timer.timer_set) {
+            continue;
+        }
+
+        if (i >= pool->warm) {
+            if (connecting >= want) {
+                break;
+            }
+        }
+
+        if (pool->down && ngx_http_shop_pool_probing(pool, NULL)) {
+            break;
+        }
+
+        ngx_http_shop_conn_connect(sc, done);
+
+        if (sc->state != NGX_HTTP_SHOP_DOWN) {
+            connecting++;
+        }
+    }
+}
+
+
 static void
 ngx_http_shop_pool_dispatch(ngx_http_shop_pool_t *pool, ngx_queue_t *done)
 {
     ngx_queue_t           *q;
-    ngx_http_shop_ctx_t   *ctx;
+    ngx_http_shop_job_t   *job;
     ngx_http_shop_conn_t  *sc;
 
     while (!ngx_queue_empty(&pool->waiting)) {
@@ -709,85 +1207,96 @@ ngx_http_shop_pool_dispatch(ngx_http_shop_pool_t *pool, ngx_queue_t *done)
         ngx_queue_remove(q);
         pool->nwaiting--;
 
-        ctx = ngx_queue_data(q, ngx_http_shop_ctx_t, queue);
-        ctx->waiting = 0;
+        job = ngx_queue_data(q, ngx_http_shop_job_t, queue);
+        job->waiting = 0;
 
-        if (ctx->timer.timer_set) {
-            ngx_del_timer(&ctx->timer);
+        if (job->timer.timer_set) {
+            ngx_del_timer(&job->timer);
         }
 
-        (void) ngx_http_shop_conn_send(sc, ctx, done);
+        (void) ngx_http_shop_conn_send(sc, job, done);
     }
 }
 
 
 static void
 ngx_http_shop_pool_flush_waiting(ngx_http_shop_pool_t *pool,
-    ngx_queue_t *done)
+    shop_db_status status, ngx_queue_t *done)
 {
     ngx_queue_t          *q;
-    ngx_http_shop_ctx_t  *ctx;
+    ngx_http_shop_job_t  *job;
 
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
         ngx_queue_remove(q);
         pool->nwaiting--;
 
-        ctx = ngx_queue_data(q, ngx_http_shop_ctx_t, queue);
-        ctx->waiting = 0;
+        job = ngx_queue_data(q, ngx_http_shop_job_t, queue);
+        job->waiting = 0;
 
-        ngx_http_shop_answer(ctx, SHOP_DB_UNAVAILABLE, done);
+        ngx_http_shop_answer(job, status, done);
     }
 }
 
 
 /*
- * ctx answers with what it has: its results, or status for the statements
+ * a pool that is down: the shop's answers 503; a stock-check pool says
+ * whether its database refused (error) or did not answer (timeout)
+ */
+
+static shop_db_status
+ngx_http_shop_pool_down_status(ngx_http_shop_pool_t *pool)
+{
+    if (pool->conf->warehouse && !pool->drift && !pool->stopping) {
+        return pool->down_status;
+    }
+
+    return SHOP_DB_UNAVAILABLE;
+}
+
+
+/*
+ * job answers with what it has: its results, or status for the statements
  * without one
  */
 
 static void
-ngx_http_shop_answer(ngx_http_shop_ctx_t *ctx, shop_db_status status,
+ngx_http_shop_answer(ngx_http_shop_job_t *job, shop_db_status status,
     ngx_queue_t *done)
 {
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
     }
 
-    if (ctx->fail == SHOP_DB_OK) {
-        ctx->fail = status;
+    if (job->fail == SHOP_DB_OK) {
+        job->fail = status;
     }
 
-    ctx->op = NULL;
+    job->op = NULL;
+    job->answered = 1;
 
-    ngx_queue_insert_tail(done, &ctx->queue);
+    ngx_queue_insert_tail(done, &job->queue);
 }
 
 
 /*
- * answers the requests whose results are in, once the pool's state is
- * consistent again: an answer may start another request right away
+ * runs the handlers of the jobs whose answers are in, once the pools' state
+ * is consistent again: a handler may start another job right away
  */
 
-static void
-ngx_http_shop_pool_finish(ngx_queue_t *done, ngx_http_shop_ctx_t *current)
+void
+ngx_http_shop_pool_finish(ngx_queue_t *done, ngx_http_shop_job_t *current)
 {
     ngx_queue_t          *q;
-    ngx_connection_t     *c;
-    ngx_http_shop_ctx_t  *ctx;
+    ngx_http_shop_job_t  *job;
 
     while (!ngx_queue_empty(done)) {
         q = ngx_queue_head(done);
         ngx_queue_remove(q);
 
-        ctx = ngx_queue_data(q, ngx_http_shop_ctx_t, queue);
-        c = ctx->request->connection;
+        job = ngx_queue_data(q, ngx_http_shop_job_t, queue);
 
-        ngx_http_shop_finish(ctx);
-
-        if (ctx != current) {
-            ngx_http_run_posted_requests(c);
-        }
+        job->handler(job, job == current);
     }
 }
 
@@ -795,12 +1304,16 @@ ngx_http_shop_pool_finish(ngx_queue_t *done, ngx_http_shop_ctx_t *current)
 /* connections */
 
 static void
-ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc)
+ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
 {
     ngx_http_shop_pool_conf_t  *pcf;
     const char                 *keys[6], *values[6];
 
     pcf = sc->pool->conf;
+
+    if (sc->timer.timer_set) {
+        ngx_del_timer(&sc->timer);
+    }
 
     /*
      * listed before "dbname", so the DSN may still choose otherwise:
@@ -810,7 +1323,9 @@ ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc)
 
     keys[0] = "sslmode";           values[0] = "disable";
     keys[1] = "gssencmode";        values[1] = "disable";
-    keys[2] = "application_name";  values[2] = "shop-nginx";
+    keys[2] = "application_name";  values[2] = pcf->warehouse
+                                               ? "shop-nginx stock"
+                                               : "shop-nginx";
     keys[3] = "dbname";            values[3] = (char *) pcf->database.data;
     keys[4] = "options";           values[4] = (char *) pcf->options.data;
     keys[5] = NULL;                values[5] = NULL;
@@ -819,13 +1334,13 @@ ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc)
 
     if (sc->pg == NULL) {
         ngx_http_shop_conn_close(sc, NGX_LOG_ALERT, "failed",
-                                 "PQconnectStartParams() out of memory", NULL);
+                                 "PQconnectStartParams() out of memory", done);
         return;
     }
 
     if (PQstatus(sc->pg) == CONNECTION_BAD) {
         ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "failed",
-                                 PQerrorMessage(sc->pg), NULL);
+                                 PQerrorMessage(sc->pg), done);
         return;
     }
 
@@ -833,7 +1348,7 @@ ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc)
 
     if (ngx_http_shop_conn_wrap(sc) != NGX_OK) {
         ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "failed",
-                                 "no nginx connection for its socket", NULL);
+                                 "no nginx connection for its socket", done);
         return;
     }
 
@@ -841,11 +1356,12 @@ ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc)
 
     if (ngx_http_shop_conn_want_write(sc, 1) != NGX_OK) {
         ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "failed",
-                                 "cannot add its write event", NULL);
+                                 "cannot add its write event", done);
         return;
     }
 
-    ngx_add_timer(&sc->timer, NGX_HTTP_SHOP_CONNECT_TIMEOUT);
+    ngx_add_timer(&sc->timer, pcf->warehouse ? NGX_HTTP_SHOP_WH_CONNECT
+                                             : NGX_HTTP_SHOP_CONNECT_TIMEOUT);
 }
 
 
@@ -978,26 +1494,40 @@ ngx_http_shop_conn_timer(ngx_event_t *ev)
 {
     ngx_queue_t            done;
     ngx_http_shop_conn_t  *sc;
+    ngx_http_shop_pool_t  *pool;
 
     sc = ev->data;
+    pool = sc->pool;
+
+    ngx_queue_init(&done);
 
     switch (sc->state) {
 
     case NGX_HTTP_SHOP_DOWN:
-        ngx_http_shop_conn_connect(sc);
-        return;
+
+        /* not kept up and nobody waits: it stays down */
+
+        if ((ngx_uint_t) (sc - pool->conns) >= pool->warm
+            && pool->nwaiting == 0)
+        {
+            return;
+        }
+
+        ngx_http_shop_conn_connect(sc, &done);
+        break;
 
     case NGX_HTTP_SHOP_CONNECTING:
     case NGX_HTTP_SHOP_PREPARING:
-        ngx_queue_init(&done);
+        sc->timed_out = 1;
         ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "failed",
                                  "timed out connecting", &done);
-        ngx_http_shop_pool_finish(&done, NULL);
-        return;
+        break;
 
     case NGX_HTTP_SHOP_READY:
         return;
     }
+
+    ngx_http_shop_pool_finish(&done, NULL);
 }
 
 
@@ -1011,7 +1541,7 @@ static void
 ngx_http_shop_conn_deadline(ngx_event_t *ev)
 {
     ngx_queue_t            done;
-    ngx_http_shop_ctx_t   *ctx;
+    ngx_http_shop_job_t   *job;
     ngx_http_shop_conn_t  *sc;
 
     sc = ev->data;
@@ -1020,11 +1550,13 @@ ngx_http_shop_conn_deadline(ngx_event_t *ev)
         return;
     }
 
-    ctx = sc->ops[sc->head].ctx;
+    job = sc->ops[sc->head].job;
 
-    if (ctx) {
-        ctx->fail = SHOP_DB_TIMEOUT;
+    if (job) {
+        job->fail = SHOP_DB_TIMEOUT;
     }
+
+    sc->timed_out = 1;
 
     ngx_queue_init(&done);
     ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "reset",
@@ -1107,16 +1639,18 @@ ngx_http_shop_conn_prepare(ngx_http_shop_conn_t *sc)
 
     PQsetNoticeProcessor(sc->pg, ngx_http_shop_notice, sc);
 
-    for (i = 0; i < SHOP_STMT_COUNT; i++) {
-        st = &shop_catalogue[i];
+    for (i = 0; i < sc->pool->nstmts; i++) {
+        st = &shop_catalogue[sc->pool->stmts[i]];
 
         if (!PQsendPrepare(sc->pg, st->name, st->sql, st->nparams, NULL)) {
             goto failed;
         }
     }
 
-    for (i = 0; i < SHOP_STMT_COUNT; i++) {
-        if (!PQsendDescribePrepared(sc->pg, shop_catalogue[i].name)) {
+    for (i = 0; i < sc->pool->nstmts; i++) {
+        st = &shop_catalogue[sc->pool->stmts[i]];
+
+        if (!PQsendDescribePrepared(sc->pg, st->name)) {
             goto failed;
         }
     }
@@ -1220,7 +1754,7 @@ ngx_http_shop_conn_results(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
     PGresult             *res;
     ngx_uint_t            nulls;
     ngx_http_shop_op_t   *op;
-    ngx_http_shop_ctx_t  *ctx;
+    ngx_http_shop_job_t  *job;
 
     nulls = 0;
 
@@ -1274,12 +1808,12 @@ ngx_http_shop_conn_results(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
         op = &sc->ops[sc->head];
 
         if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-            ctx = op->ctx;
+            job = op->job;
 
-            if (ctx && op->query < op->nqueries
-                && ctx->res[op->query] == NULL)
+            if (job && op->query < op->nqueries
+                && job->res[op->query] == NULL)
             {
-                ctx->res[op->query] = res;
+                job->res[op->query] = res;
 
             } else {
                 PQclear(res);
@@ -1294,9 +1828,9 @@ ngx_http_shop_conn_results(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
             continue;
         }
 
-        /* the request's last statement is done */
+        /* the job's last statement is done */
 
-        sc->head = (sc->head + 1) % NGX_HTTP_SHOP_PIPELINE_DEPTH;
+        sc->head = (sc->head + 1) % sc->pool->conf->depth;
         sc->nflight--;
 
         /* the database starts on the next one now */
@@ -1309,16 +1843,16 @@ ngx_http_shop_conn_results(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
             ngx_del_timer(&sc->deadline);
         }
 
-        ctx = op->ctx;
-        op->ctx = NULL;
+        job = op->job;
+        op->job = NULL;
 
-        if (ctx == NULL) {
+        if (job == NULL) {
             continue;
         }
 
-        ctx->db_us += ngx_http_shop_now_us() - ctx->sent_us;
+        job->db_us = ngx_http_shop_now_us() - job->sent_us;
 
-        ngx_http_shop_answer(ctx, SHOP_DB_OK, done);
+        ngx_http_shop_answer(job, SHOP_DB_OK, done);
     }
 }
 
@@ -1337,7 +1871,7 @@ ngx_http_shop_conn_prepared(ngx_http_shop_conn_t *sc, PGresult *res,
 
     pool = sc->pool;
     status = PQresultStatus(res);
-    n = SHOP_STMT_COUNT;
+    n = pool->nstmts;
 
     if (status == PGRES_PIPELINE_SYNC) {
         PQclear(res);
@@ -1350,7 +1884,10 @@ ngx_http_shop_conn_prepared(ngx_http_shop_conn_t *sc, PGresult *res,
         if (!pool->drift) {
             ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                           "shop: %V does not match the statement catalogue; "
-                          "requests get 503 until it does", &pool->conf->name);
+                          "%s until it does", &pool->conf->name,
+                          pool->conf->warehouse
+                          ? "its warehouses answer \"error\""
+                          : "requests get 503");
         }
 
         pool->drift = 1;
@@ -1359,7 +1896,7 @@ ngx_http_shop_conn_prepared(ngx_http_shop_conn_t *sc, PGresult *res,
 
         ngx_http_shop_conn_close(sc, NGX_LOG_INFO, "closed",
                                  "the schema does not match", done);
-        ngx_http_shop_pool_flush_waiting(pool, done);
+        ngx_http_shop_pool_flush_waiting(pool, SHOP_DB_UNAVAILABLE, done);
         return;
     }
 
@@ -1370,7 +1907,7 @@ ngx_http_shop_conn_prepared(ngx_http_shop_conn_t *sc, PGresult *res,
     level = pool->drift ? NGX_LOG_INFO : NGX_LOG_ERR;
 
     if (step < n) {
-        st = &shop_catalogue[step];
+        st = &shop_catalogue[pool->stmts[step]];
 
         if (status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_ABORTED) {
             p = ngx_http_shop_pg_message(PQresultErrorMessage(res), msg,
@@ -1383,7 +1920,7 @@ ngx_http_shop_conn_prepared(ngx_http_shop_conn_t *sc, PGresult *res,
         }
 
     } else if (step < 2 * n) {
-        st = &shop_catalogue[step - n];
+        st = &shop_catalogue[pool->stmts[step - n]];
 
         if (status == PGRES_COMMAND_OK
             && shop_catalogue_check(st, res, err, sizeof(err)) != 0)
@@ -1427,73 +1964,63 @@ ngx_http_shop_conn_ready(ngx_http_shop_conn_t *sc)
 
     sc->state = NGX_HTTP_SHOP_READY;
     sc->failing = 0;
+    sc->timed_out = 0;
     sc->backoff = NGX_HTTP_SHOP_BACKOFF_MIN;
     sc->head = 0;
     sc->nflight = 0;
 
     pool->nready++;
-    pool->down = 0;
 
-    /* the caller, ngx_http_shop_conn_io(), hands it the waiting requests */
+    if (pool->down) {
+        /* the probe got through: the others follow */
+        pool->down = 0;
+        ngx_http_shop_pool_wake(pool, NULL);
+    }
+
+    if (pool->registry) {
+        ngx_http_shop_registry_ready(pool->registry);
+    }
+
+    /* the caller, ngx_http_shop_conn_io(), hands it the waiting jobs */
 }
 
 
 /*
- * closes sc (its requests in flight answer 503 through "done") and sets the
- * reconnect timer; level: how loud, unless the connection is failing anyway
+ * the connection goes: its jobs in flight answer 503 through "done" (none
+ * when done is NULL: it was not ready), and nginx and libpq let go of it
  */
 
 static void
-ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
-    const char *what, const char *why, ngx_queue_t *done)
+ngx_http_shop_conn_drop(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
 {
-    u_char                *p;
-    ngx_uint_t             i, n, was_ready;
+    ngx_uint_t             i, n;
     ngx_http_shop_op_t    *op;
-    ngx_http_shop_ctx_t   *ctx;
+    ngx_http_shop_job_t   *job;
     ngx_http_shop_pool_t  *pool;
-    u_char                 msg[256];
 
     pool = sc->pool;
-    was_ready = (sc->state == NGX_HTTP_SHOP_READY);
-
-    p = ngx_http_shop_pg_message(why, msg, sizeof(msg));
-
-    /* said once: while the database stays away, quieter */
-
-    if ((sc->failing || (pool->down && sc->nflight == 0))
-        && level > NGX_LOG_ALERT)
-    {
-        level = NGX_LOG_INFO;
-    }
-
-    ngx_log_error(level, pool->log, 0,
-                  "shop: connection %ui to %V %s: %*s; %ui request(s) in "
-                  "flight, next attempt in %M ms",
-                  sc->number, &pool->conf->name, what, p - msg, msg,
-                  sc->nflight, sc->backoff);
 
     /* in flight: what its sync did not confirm never happened */
 
     for (n = 0; n < sc->nflight; n++) {
-        op = &sc->ops[(sc->head + n) % NGX_HTTP_SHOP_PIPELINE_DEPTH];
+        op = &sc->ops[(sc->head + n) % pool->conf->depth];
 
-        ctx = op->ctx;
-        op->ctx = NULL;
+        job = op->job;
+        op->job = NULL;
 
-        if (ctx == NULL) {
+        if (job == NULL) {
             continue;
         }
 
         for (i = op->query; i < op->nqueries; i++) {
-            if (ctx->res[i]) {
-                PQclear(ctx->res[i]);
-                ctx->res[i] = NULL;
+            if (job->res[i]) {
+                PQclear(job->res[i]);
+                job->res[i] = NULL;
             }
         }
 
         if (done) {
-            ngx_http_shop_answer(ctx, SHOP_DB_UNAVAILABLE, done);
+            ngx_http_shop_answer(job, SHOP_DB_UNAVAILABLE, done);
         }
     }
 
@@ -1516,32 +2043,113 @@ ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
         sc->pg = NULL;
     }
 
-    sc->state = NGX_HTTP_SHOP_DOWN;
-    sc->failing = 1;
-
-    if (was_ready) {
+    if (sc->state == NGX_HTTP_SHOP_READY) {
         pool->nready--;
     }
 
+    sc->state = NGX_HTTP_SHOP_DOWN;
+}
+
+
+/*
+ * closes sc after a failure and sets the reconnect timer: a connection kept
+ * up (or wanted by a waiting job) reconnects after the backoff; while the
+ * pool is down only one does. level: how loud, unless the connection is
+ * failing anyway
+ */
+
+static void
+ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
+    const char *what, const char *why, ngx_queue_t *done)
+{
+    u_char                *p;
+    ngx_http_shop_pool_t  *pool;
+    u_char                 msg[256];
+
+    pool = sc->pool;
+
+    p = ngx_http_shop_pg_message(why, msg, sizeof(msg));
+
+    /* said once: while the database stays away, quieter */
+
+    if ((sc->failing || (pool->down && sc->nflight == 0))
+        && level > NGX_LOG_ALERT)
+    {
+        level = NGX_LOG_INFO;
+    }
+
+    ngx_log_error(level, pool->log, 0,
+                  "shop: connection %ui to %V %s: %*s; %ui request(s) in "
+                  "flight, next attempt in %M ms",
+                  sc->number, &pool->conf->name, what, p - msg, msg,
+                  sc->nflight, sc->backoff);
+
+    ngx_http_shop_conn_drop(sc, done);
+
+    sc->failing = 1;
+
     if (pool->stopping) {
+        sc->timed_out = 0;
         return;
     }
 
     if (pool->nready == 0) {
         pool->down = 1;
+        pool->down_status = sc->timed_out ? SHOP_DB_TIMEOUT
+                                          : SHOP_DB_UNAVAILABLE;
 
         if (done) {
-            ngx_http_shop_pool_flush_waiting(pool, done);
+            ngx_http_shop_pool_flush_waiting(pool,
+                                        ngx_http_shop_pool_down_status(pool),
+                                        done);
         }
     }
+
+    sc->timed_out = 0;
 
     if (sc->timer.timer_set) {
         ngx_del_timer(&sc->timer);
     }
 
+    /* not kept up, nobody waits: no retry; down: one probe is enough */
+
+    if (((ngx_uint_t) (sc - pool->conns) >= pool->warm && pool->nwaiting == 0)
+        || (pool->down && ngx_http_shop_pool_probing(pool, sc)))
+    {
+        return;
+    }
+
     ngx_add_timer(&sc->timer, sc->backoff);
 
     sc->backoff = ngx_min(sc->backoff * 2, NGX_HTTP_SHOP_BACKOFF_MAX);
+}
+
+
+/*
+ * a stock-check connection whose statement passed its deadline: closed,
+ * and a new one takes its place at once; nothing failed
+ */
+
+static void
+ngx_http_shop_conn_replace(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
+{
+    ngx_http_shop_pool_t  *pool;
+
+    pool = sc->pool;
+
+    ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                  "shop: connection %ui to %V replaced: a statement passed "
+                  "its deadline", sc->number, &pool->conf->name);
+
+    ngx_http_shop_conn_drop(sc, done);
+
+    if (pool->stopping) {
+        return;
+    }
+
+    if ((ngx_uint_t) (sc - pool->conns) < pool->warm || pool->nwaiting) {
+        ngx_http_shop_conn_connect(sc, done);
+    }
 }
 
 

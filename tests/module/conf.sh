@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 
 n=0
 failed=0
-echo "1..17"
+echo "1..21"
 
 [ -r "$so" ] || { echo "Bail out! no module at $so"; exit 1; }
 so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
@@ -140,6 +140,24 @@ refuse "shop_webhook_secret_file too short" \
 refuse "shop_admin_token_file is a directory" \
     "\"shop_admin_token_file\" directive: \"$work/tmp\" is not a regular file" \
     "$db" "shop_admin_token_file $work/tmp;"
+
+accept "shop_warehouse_database lines at http, server and location level" \
+    "$db" 'shop_warehouse_database north "hostaddr=127.0.0.1 port=5433 dbname=wh";' \
+    "server { $listen shop_warehouse_database south_2 \"host=/nonexistent dbname=wh\";" \
+    "  location / { shop; } location /x/ { shop; shop_stock_deadline 1s;" \
+    "  shop_warehouse_database east \"dbname=wh\"; shop_warehouse_database west \"dbname=wh\"; } }"
+
+refuse "shop_warehouse_database with a code a warehouse cannot have" \
+    'invalid warehouse code "North" in "shop_warehouse_database" directive' \
+    "$db" 'shop_warehouse_database North "dbname=wh";'
+
+refuse "shop_warehouse_database twice for one code at one level" \
+    '"shop_warehouse_database" for warehouse "north" is duplicate' \
+    "$db" 'shop_warehouse_database north "dbname=a";' 'shop_warehouse_database north "dbname=b";'
+
+refuse "shop_warehouse_database that libpq cannot parse" \
+    'invalid value in "shop_warehouse_database" directive: missing "=" after "wh"' \
+    "$db" 'shop_warehouse_database north "wh";'
 
 refuse "shop; outside a location" \
     '"shop" directive is not allowed here' \

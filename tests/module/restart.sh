@@ -65,6 +65,8 @@ for i in 1 2 3 4; do
         || bad=$((bad + 1))
 done
 mt_ok $bad "4 PATCHes in flight when the database went: 503 each ($bad were not)"
+[ $bad = 0 ] || mt_diag "their answers (status seconds): $(for i in 1 2 3 4; do
+    printf '%s; ' "$(head -n 1 "$MT_WORK/inflight.$i")"; done)"
 
 bad=0; slow=0; noretry=0; n=0; worst=0
 end=$((SECONDS + 2))

@@ -2,7 +2,8 @@
 # The module under valgrind memcheck: a throwaway PostgreSQL, nginx with
 # `master_process off; daemon off;` under valgrind, a mix of requests (every
 # route of the catalogue, errors, bodies over the limit, chunked bodies,
-# client aborts on a locked row, a database restart), then a graceful stop.
+# client aborts on a locked row, stock checks with warehouses that answer,
+# time out, refuse and hang, a database restart), then a graceful stop.
 # Passes when valgrind reports no invalid reads or writes and no definite
 # leaks. Slow (a minute or two): `make valgrind-module` runs it.
 #
@@ -41,16 +42,28 @@ ok() {
 }
 
 vg_pid=
+hang_pid=
 cleanup() {
     [ -n "$vg_pid" ] && kill -KILL "$vg_pid" 2>/dev/null
     [ -n "${lock_pid:-}" ] && kill "$lock_pid" 2>/dev/null
+    [ -n "$hang_pid" ] && kill "$hang_pid" 2>/dev/null
     shop_pg_stop "$work/pg" >/dev/null 2>&1
 }
 trap cleanup EXIT
 
-echo "1..6"
+echo "1..7"
 
-read -r pg_port ngx_port < <(shop_free_ports 2 | tr '\n' ' ')
+read -r pg_port ngx_port hang_port closed_port < <(shop_free_ports 4 | tr '\n' ' ')
+
+# a warehouse database that accepts connections and never answers
+python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64); held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+' "$hang_port" &
+hang_pid=$!
 shop_pg_start "$work/pg" "$pg_port" >/dev/null 2>&1 || { echo "Bail out! PostgreSQL did not start"; exit 1; }
 shop_createdb shop >/dev/null
 for f in "$SHOP_SRCDIR"/sql/[0-9]*.sql; do
@@ -87,6 +100,10 @@ http {
     shop_webhook_secret_file $work/webhook;
     shop_pool_size 2;
     shop_body_limit 64k;
+    shop_stock_deadline 500ms;
+    shop_warehouse_pool_size 2;
+    shop_warehouse_database vg-hang "hostaddr=127.0.0.1 port=$hang_port user=x dbname=x";
+    shop_warehouse_database vg-closed "hostaddr=127.0.0.1 port=$closed_port user=x dbname=x";
     server {
         listen 127.0.0.1:$ngx_port;
         include $work/ngx/problems.conf;
@@ -151,6 +168,33 @@ if [ -r "$SHOP_SRCDIR/tests/http/suite.py" ] && command -v python3 >/dev/null; t
          "$(grep -c '^not ok' "$work/suite.tap") not ok ($work/suite.tap)"
 fi
 
+# the stock check: warehouses that answer, one slower than the deadline
+# (its connection is replaced), one whose port is closed, one that hangs;
+# clients that give up mid-fan-out; warehouses created meanwhile
+check() {
+    req -m "${2:-10}" -X POST "$u/stock/check" -H "$json" \
+        -d "{\"items\":[{\"sku\":\"SKU-$(printf '%06d' "$1")\",\"quantity\":1},{\"sku\":\"NOPE\",\"quantity\":2}]}"
+}
+: >"$work/stock"
+{
+    for i in $(seq 10); do check "$i"; done
+    req -X PUT "$u/warehouses/vg-slow" -H "$auth" -H "$json" -d '{"name":"Slow","latency_ms":3000}'
+    for i in $(seq 5); do check "$i"; done
+    req -X PUT "$u/warehouses/vg-closed" -H "$auth" -H "$json" -d '{"name":"Closed"}'
+    req -X PUT "$u/warehouses/vg-hang" -H "$auth" -H "$json" -d '{"name":"Hangs"}'
+    for i in $(seq 5); do check "$i"; done
+    aborts=
+    for i in $(seq 6); do check "$i" 0.2 & aborts="$aborts $!"; done
+    wait $aborts
+    req -X POST "$u/stock/check" -H "$json" -d '{"items":[]}'
+    req -X PUT "$u/warehouses/vg-slow" -H "$auth" -H "$json" -d '{"name":"Slow","latency_ms":0}'
+    for i in $(seq 5); do check "$i"; done
+} >>"$work/stock" 2>/dev/null
+bad=$(grep -cvE '^(000|200|201|422|503)$' "$work/stock")
+[ "$bad" = 0 ] && [ "$(grep -c '^200$' "$work/stock")" -ge 10 ]
+ok $? "$(wc -l <"$work/stock") stock checks and warehouse PUTs answered ($bad unexpected," \
+      "$(grep -c '^200$' "$work/stock") x 200)"
+
 # clients that give up while their statement waits for a row lock; then
 # more requests than the small pool holds
 mkfifo "$work/lock.in"
@@ -185,6 +229,7 @@ for i in $(seq 100); do up=$(req "$u/readyz"); [ "$up" = 200 ] && break; sleep 0
 [ "$down" = 503 ] && [ "$up" = 200 ] && [ "$(req "$u/products/2")" = 200 ]
 ok $? "database restart: $down while down, $up after"
 
+kill "$hang_pid" 2>/dev/null; wait "$hang_pid" 2>/dev/null; hang_pid=
 kill -QUIT "$vg_pid"
 for i in $(seq 300); do kill -0 "$vg_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$vg_pid" 2>/dev/null; then
