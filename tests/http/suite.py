@@ -475,6 +475,12 @@ BAD = [
     post('a chunked body over the limit: 413',
          lambda ctx: encode_body(pbody(sku=ctx.vars['P'] + '-bigc', description='x' * (ctx.body_limit + 1000))),
          chunked=True, expect=problem(413, 'payload-too-large')),
+    # 8 x the limit: past the web server's own limit too (nginx's
+    # client_max_body_size in front of shop-fcgi); still the shop's 413
+    # problem, the same body on every front-end (parity compares it)
+    post('a body far over the limit (past the web server\'s own): 413',
+         lambda ctx: encode_body(pbody(sku=ctx.vars['P'] + '-huge', description='x' * (8 * ctx.body_limit))),
+         expect=problem(413, 'payload-too-large')),
 
     # ---- not JSON: 400
     b400('invalid JSON (truncated)', '{"sku":'),
