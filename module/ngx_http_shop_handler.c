@@ -16,8 +16,6 @@ static ngx_int_t ngx_http_shop_request(ngx_http_request_t *r,
     ngx_http_shop_ctx_t *ctx);
 static void ngx_http_shop_headers_in(ngx_http_request_t *r,
     ngx_http_shop_ctx_t *ctx);
-static ngx_int_t ngx_http_shop_send(ngx_http_request_t *r,
-    ngx_http_shop_ctx_t *ctx);
 static void *ngx_http_shop_arena_grow(void *owner, size_t size);
 static void ngx_http_shop_cleanup(void *data);
 
@@ -138,6 +136,13 @@ ngx_http_shop_plan(ngx_http_shop_ctx_t *ctx)
     ctx->begun = 1;
 
     if (ctx->core.nqueries == 0) {
+        if (ctx->core.resp.stream.kind != SHOP_STREAM_NONE
+            && ngx_http_shop_stream_start(r, ctx) == NGX_OK)
+        {
+            /* GET /events: the stream has the request now */
+            return;
+        }
+
         ngx_http_finalize_request(r, ngx_http_shop_send(r, ctx));
         return;
     }
@@ -314,6 +319,11 @@ ngx_http_shop_request(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
     tp = ngx_timeofday();
     req->now_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
+    /* GET /events may switch to WebSocket: HTTP/1.1 only (no RFC 8441) */
+
+    req->can_upgrade = (r->http_version == NGX_HTTP_VERSION_11
+                        && r == r->main);
+
     return NGX_OK;
 }
 
@@ -394,7 +404,7 @@ ngx_http_shop_headers_in(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_shop_send(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
 {
     u_char         *p;
@@ -439,6 +449,9 @@ ngx_http_shop_send(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
         /* a header value is one line */
 
         if (sh->name == NULL
+            || (resp->status == NGX_HTTP_SWITCHING_PROTOCOLS
+                && ngx_strcasecmp((u_char *) sh->name, (u_char *) "Connection")
+                   == 0)
             || ngx_strlchr((u_char *) sh->value.p,
                            (u_char *) sh->value.p + sh->value.n, CR)
             || ngx_strlchr((u_char *) sh->value.p,
@@ -486,13 +499,19 @@ ngx_http_shop_send(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
         r->headers_out.content_length_n = -1;
         r->header_only = 1;
 
+    } else if (resp->stream.kind != SHOP_STREAM_NONE) {
+        /* an event stream: its events follow (ngx_http_shop_stream.c) */
+        r->headers_out.content_length_n = -1;
+
     } else {
         r->headers_out.content_length_n = resp->body.n;
     }
 
     rc = ngx_http_send_header(r);
 
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only
+        || resp->stream.kind != SHOP_STREAM_NONE)
+    {
         return rc;
     }
 

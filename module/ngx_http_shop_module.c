@@ -296,6 +296,13 @@ ngx_http_shop_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    if (ngx_array_init(&smcf->hubs, cf->pool, 1,
+                       sizeof(ngx_http_shop_hub_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     smcf->request_id_index = NGX_ERROR;
 
     return smcf;
@@ -398,6 +405,7 @@ ngx_http_shop_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             conf->pool = prev->pool;
             conf->warehouse_pools = prev->warehouse_pools;
             conf->warehouse_pool = prev->warehouse_pool;
+            conf->hub = prev->hub;
         }
 
         return NGX_CONF_OK;
@@ -420,6 +428,10 @@ ngx_http_shop_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->clcf->client_max_body_size = 0;
 
     if (ngx_http_shop_pool_conf(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_shop_events_conf(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -782,7 +794,7 @@ ngx_http_shop_init_process(ngx_cycle_t *cycle)
         }
     }
 
-    return NGX_OK;
+    return ngx_http_shop_events_start(cycle);
 }
 
 
@@ -797,6 +809,10 @@ ngx_http_shop_exit_process(ngx_cycle_t *cycle)
     if (smcf == NULL) {
         return;
     }
+
+    /* the streams first: their replays run on the pools */
+
+    ngx_http_shop_events_stop(cycle);
 
     pcf = smcf->pools.elts;
 

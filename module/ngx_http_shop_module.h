@@ -10,6 +10,8 @@
  *                            stock check's (one statement at a time)
  *   ngx_http_shop_registry.c the warehouses the stock check asks
  *   ngx_http_shop_fanout.c   a plan on several pools at once, with deadlines
+ *   ngx_http_shop_events.c   the event hub: LISTEN connection, frames, timers
+ *   ngx_http_shop_stream.c   GET /events: one subscriber, SSE or WebSocket
  */
 
 
@@ -39,6 +41,9 @@ typedef struct ngx_http_shop_op_s        ngx_http_shop_op_t;
 typedef struct ngx_http_shop_job_s       ngx_http_shop_job_t;
 typedef struct ngx_http_shop_registry_s  ngx_http_shop_registry_t;
 typedef struct ngx_http_shop_snapshot_s  ngx_http_shop_snapshot_t;
+typedef struct ngx_http_shop_hub_conf_s  ngx_http_shop_hub_conf_t;
+typedef struct ngx_http_shop_hub_s       ngx_http_shop_hub_t;
+typedef struct ngx_http_shop_sub_s       ngx_http_shop_sub_t;
 
 
 /*
@@ -109,6 +114,7 @@ typedef struct {
     ngx_array_t                pools;        /* ngx_http_shop_pool_conf_t * */
     ngx_array_t                locations;    /* ngx_http_shop_loc_conf_t *:
                                                 every "shop;" location */
+    ngx_array_t                hubs;         /* ngx_http_shop_hub_conf_t * */
     ngx_int_t                  request_id_index;
 } ngx_http_shop_main_conf_t;
 
@@ -129,6 +135,8 @@ typedef struct {
     ngx_array_t               *warehouses;   /* ngx_http_shop_warehouse_t */
     ngx_http_shop_pool_conf_t **warehouse_pools;
     ngx_http_shop_pool_conf_t *warehouse_pool;
+
+    ngx_http_shop_hub_conf_t  *hub;          /* GET /events */
 } ngx_http_shop_loc_conf_t;
 
 
@@ -151,6 +159,9 @@ typedef struct {
     ngx_event_t                deadline;
     ngx_http_shop_snapshot_t  *warehouses;   /* held while the jobs run */
     ngx_queue_t                stale;        /* waits for the registry */
+
+    ngx_http_shop_sub_t       *sub;          /* GET /events, until its head
+                                                is out */
 
     off_t                      body_received;
     off_t                      content_length;
@@ -175,6 +186,8 @@ void ngx_http_shop_run(ngx_http_request_t *r);
 void ngx_http_shop_plan(ngx_http_shop_ctx_t *ctx);
 /* the results are in: render, send, finalize */
 void ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx);
+/* ctx's response; for a stream, its head only */
+ngx_int_t ngx_http_shop_send(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx);
 int64_t ngx_http_shop_now_us(void);
 
 
@@ -269,6 +282,23 @@ void ngx_http_shop_fanout_cancel(ngx_http_shop_ctx_t *ctx);
 /* the stock-check pool of a warehouse in a location */
 ngx_http_shop_pool_conf_t *ngx_http_shop_fanout_pool(
     ngx_http_shop_loc_conf_t *lcf, const char *code);
+
+
+/* ngx_http_shop_events.c */
+
+/* the location's event hub: one per database */
+ngx_int_t ngx_http_shop_events_conf(ngx_conf_t *cf,
+    ngx_http_shop_loc_conf_t *lcf);
+ngx_int_t ngx_http_shop_events_start(ngx_cycle_t *cycle);
+void ngx_http_shop_events_stop(ngx_cycle_t *cycle);
+
+
+/* ngx_http_shop_stream.c */
+
+/* the core answered with a stream: NGX_OK, the stream has the request;
+ * NGX_DECLINED, send the (refusal) response as usual */
+ngx_int_t ngx_http_shop_stream_start(ngx_http_request_t *r,
+    ngx_http_shop_ctx_t *ctx);
 
 
 extern ngx_module_t  ngx_http_shop_module;
