@@ -3,7 +3,9 @@
 # `master_process off; daemon off;` under valgrind, a mix of requests (every
 # route of the catalogue, errors, bodies over the limit, chunked bodies,
 # client aborts on a locked row, stock checks with warehouses that answer,
-# time out, refuse and hang, a database restart), then a graceful stop.
+# time out, refuse and hang, event streams over SSE and WebSocket with a
+# slow subscriber dropped, a database restart under open streams), then a
+# stop with streams still open.
 # Passes when valgrind reports no invalid reads or writes and no definite
 # leaks. Slow (a minute or two): `make valgrind-module` runs it.
 #
@@ -47,11 +49,12 @@ cleanup() {
     [ -n "$vg_pid" ] && kill -KILL "$vg_pid" 2>/dev/null
     [ -n "${lock_pid:-}" ] && kill "$lock_pid" 2>/dev/null
     [ -n "$hang_pid" ] && kill "$hang_pid" 2>/dev/null
+    [ -n "${ws_pid:-}" ] && kill "$ws_pid" 2>/dev/null
     shop_pg_stop "$work/pg" >/dev/null 2>&1
 }
 trap cleanup EXIT
 
-echo "1..7"
+echo "1..8"
 
 read -r pg_port ngx_port hang_port closed_port < <(shop_free_ports 4 | tr '\n' ' ')
 
@@ -109,6 +112,7 @@ http {
         include $work/ngx/problems.conf;
         location / { shop; }
         location /tiny/ { shop; shop_pool_size 1; shop_pool_queue 1 300ms; }
+        location /small/ { shop; shop_subscriber_buffer 4k; }
     }
 }
 EOF
@@ -195,6 +199,67 @@ bad=$(grep -cvE '^(000|200|201|422|503)$' "$work/stock")
 ok $? "$(wc -l <"$work/stock") stock checks and warehouse PUTs answered ($bad unexpected," \
       "$(grep -c '^200$' "$work/stock") x 200)"
 
+# event streams: SSE (live, topic-filtered, replayed from the table) and
+# WebSocket (events, ping, close, refused frames), a slow subscriber that is
+# dropped; three streams stay open through the database restart below and
+# until the stop, which then ends them
+sse() { curl -sN --max-time "$1" "$u$2" >"$3" 2>/dev/null & }
+sse 20 "/events" "$work/sse-live"
+sse 20 "/events?topics=prices" "$work/sse-prices"
+sse 20 "/events?after=0" "$work/sse-replay"
+sse 600 "/events?topics=products" "$work/sse-long"
+long_pid=$!
+python3 - "$u" "$SHOP_SRCDIR/tests/events" "$work" <<'PY' &
+import socket, sys, time
+sys.path.insert(0, sys.argv[2])
+from wsclient import OP_PING, OP_PONG, OP_TEXT, OP_CLOSE, WebSocket
+u, work = sys.argv[1], sys.argv[3]
+# a subscriber on a 4k buffer that never reads: dropped
+slow = WebSocket(u, "/small/events")
+slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+ws = WebSocket(u, "/events?topics=products")
+kept = WebSocket(u, "/events")
+ws.send(OP_PING, b"vg")
+seen, pong = 0, False
+t_end = time.time() + 60
+while time.time() < t_end and not (pong and seen >= 50):
+    fr = ws.recv(timeout=5)
+    if fr is None:
+        break
+    seen += fr[0] == OP_TEXT
+    pong = pong or (fr[0] == OP_PONG and fr[1] == b"vg")
+def closing(w):
+    fr = w.recv(timeout=10)
+    while fr is not None and fr[0] != OP_CLOSE:
+        fr = w.recv(timeout=10)
+    return fr[1][:2] if fr else None
+ws.close(1000)
+codes = [closing(ws)]
+for bad in (lambda w: w.send(OP_TEXT, b"x", mask=False), lambda w: w.send(OP_TEXT, b"x" * 5000)):
+    w = WebSocket(u, "/events")
+    bad(w)
+    codes.append(closing(w))
+    w.shutdown()
+ok = pong and seen >= 50 and codes == [b"\x03\xe8", b"\x03\xea", b"\x03\xf1"]
+open(work + "/ws-result", "w").write("%s %d %s\n" % (ok, seen, codes))
+time.sleep(600)     # "kept" stays open until the stop
+PY
+ws_pid=$!
+sleep 3
+psql -X -q -c "SELECT shop.emit('test.vg', 'products', json_build_object('n', i, 'pad', repeat('x', 1000)))
+               FROM generate_series(1, 600) i" >/dev/null
+req -X PATCH "$u/products/3" -H "$auth" -H "$json" -d '{"price_cents":4242}' >/dev/null
+for i in $(seq 100); do [ -s "$work/ws-result" ] && break; sleep 0.3; done
+sleep 2
+n_live=$(grep -c '^id: ' "$work/sse-live")
+n_prices=$(grep -c '^event: price.changed' "$work/sse-prices")
+n_replay=$(grep -c '^id: ' "$work/sse-replay")
+[ "$n_live" -ge 601 ] && [ "$n_prices" -ge 1 ] && [ "$n_replay" -ge 601 ] \
+    && grep -q '^True' "$work/ws-result" 2>/dev/null \
+    && grep -q 'dropped: the client does not keep up' "$work/ngx/logs/error.log"
+ok $? "event streams: SSE live $n_live, prices $n_prices, replayed $n_replay events; WebSocket:" \
+      "$(cut -c1-60 "$work/ws-result" 2>/dev/null); a slow one dropped"
+
 # clients that give up while their statement waits for a row lock; then
 # more requests than the small pool holds
 mkfifo "$work/lock.in"
@@ -230,6 +295,7 @@ for i in $(seq 100); do up=$(req "$u/readyz"); [ "$up" = 200 ] && break; sleep 0
 ok $? "database restart: $down while down, $up after"
 
 kill "$hang_pid" 2>/dev/null; wait "$hang_pid" 2>/dev/null; hang_pid=
+psql -X -q -c "SELECT shop.emit('test.vg', 'products', '{}')" >/dev/null
 kill -QUIT "$vg_pid"
 for i in $(seq 300); do kill -0 "$vg_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$vg_pid" 2>/dev/null; then
@@ -237,6 +303,7 @@ if kill -0 "$vg_pid" 2>/dev/null; then
 fi
 wait "$vg_pid" 2>/dev/null
 vg_pid=
+kill "$ws_pid" 2>/dev/null; wait "$ws_pid" "$long_pid" 2>/dev/null; ws_pid=
 
 errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$work/valgrind.log" | tail -n 1)
 [ "${errors:-x}" = 0 ]
