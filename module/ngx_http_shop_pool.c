@@ -402,8 +402,8 @@ ngx_http_shop_pool_conf_get(ngx_conf_t *cf, const char *database,
 
     /*
      * the same settings: the same pool; stock-check pools of locations
-     * with different deadlines are one too, with the longest statement
-     * timeout
+     * with different deadlines or queues are one too, with the longest
+     * statement timeout and the largest queue
      */
 
     len = ngx_strlen(database);
@@ -415,16 +415,23 @@ ngx_http_shop_pool_conf_get(ngx_conf_t *cf, const char *database,
     for (i = 0; i < smcf->pools.nelts; i++) {
         if (pp[i]->database.len == len
             && ngx_strcmp(pp[i]->database.data, database) == 0
-            && (pp[i]->statement_timeout == statement_timeout || warehouse)
             && pp[i]->size == size
-            && pp[i]->queue == queue
-            && pp[i]->queue_timeout == queue_timeout
             && pp[i]->depth == depth
-            && pp[i]->warehouse == warehouse)
+            && pp[i]->warehouse == warehouse
+            && (warehouse
+                || (pp[i]->statement_timeout == statement_timeout
+                    && pp[i]->queue == queue
+                    && pp[i]->queue_timeout == queue_timeout)))
         {
             pcf = pp[i];
             break;
         }
+    }
+
+    if (pcf) {
+        /* a stock-check pool: the largest queue; its checks have deadlines */
+        pcf->queue = ngx_max(pcf->queue, queue);
+        pcf->queue_timeout = ngx_max(pcf->queue_timeout, queue_timeout);
     }
 
     if (pcf && pcf->statement_timeout >= statement_timeout) {
