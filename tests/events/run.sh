@@ -21,9 +21,9 @@ SHOP_BUILDDIR=${SHOP_BUILDDIR:-$SHOP_SRCDIR}
 
 # ---- the front-ends under test ------------------------------------------
 TARGETS=(fcgi)
-# The module's SSE/WebSocket hub is being written. When it lands, switch it
-# on with this line:
-# TARGETS+=(module)
+# The module's event hub landed (e21baab);
+# this line tests it too (comment it out to test shop-fcgi alone):
+TARGETS+=(module)
 [ -n "${EVENTS_TARGETS:-}" ] && read -r -a TARGETS <<<"$EVENTS_TARGETS"
 # --------------------------------------------------------------------------
 

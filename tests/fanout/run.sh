@@ -23,9 +23,9 @@ SHOP_BUILDDIR=${SHOP_BUILDDIR:-$SHOP_SRCDIR}
 
 # ---- the front-ends under test ------------------------------------------
 TARGETS=(fcgi)
-# The module's stock-check fan-out (shop_warehouse_database, per-warehouse
-# deadlines) is being written. When it lands, switch it on with this line:
-# TARGETS+=(module)
+# The module's stock-check fan-out landed (0993b42);
+# this line tests it too (comment it out to test shop-fcgi alone):
+TARGETS+=(module)
 [ -n "${FANOUT_TARGETS:-}" ] && read -r -a TARGETS <<<"$FANOUT_TARGETS"
 # --------------------------------------------------------------------------
 
