@@ -77,7 +77,6 @@ shop_events_plan(shop_ctx *c)
         shop_reply(c, 101, SHOP_NULL_STR, SHOP_NULL_STR);
     } else {
         shop_header_add(c, "Cache-Control", SHOP_STR("no-cache"));
-        shop_header_add(c, "X-Accel-Buffering", SHOP_STR("no"));
         shop_reply(c, 200, SHOP_STR("text/event-stream; charset=utf-8"), SHOP_NULL_STR);
     }
     c->resp.stream = st;

@@ -74,6 +74,9 @@ fcgi_sse_prepare(shop_ctx *c, FCGX_Request *rq, const shop_settings *s, fcgi_poo
     n = c->request_id.n < sizeof(st->rid) - 1 ? c->request_id.n : sizeof(st->rid) - 1;
     memcpy(st->rid, c->request_id.p, n);
     st->rid[n] = '\0';
+    /* For the web server in front, not the client: nginx unbuffers the
+     * stream (and drops the header), whatever fastcgi_buffering says. */
+    shop_header_add(c, "X-Accel-Buffering", SHOP_STR("no"));
     fcgi_response_head(rq->out, &c->resp);
     return st;
 }
