@@ -46,6 +46,7 @@
 #define NGX_HTTP_SHOP_HUB_PENDING_MAX  200
 #define NGX_HTTP_SHOP_HUB_IDLE         30000   /* read anyway, this often */
 #define NGX_HTTP_SHOP_HUB_TICK         1000
+#define NGX_HTTP_SHOP_HUB_SLOW         50      /* a pass this long: logged */
 #define NGX_HTTP_SHOP_PRUNE_FIRST      2000
 #define NGX_HTTP_SHOP_PRUNE_EVERY      60000
 #define NGX_HTTP_SHOP_PRUNE_PAUSE      20
@@ -836,7 +837,8 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
     ngx_uint_t ready)
 {
     size_t                  len, limit;
-    ngx_uint_t              i;
+    int64_t                 start, spent;
+    ngx_uint_t              i, n;
     ngx_queue_t            *q, *next, *live, *fq, *fnext, *frames;
     ngx_http_shop_sub_t    *sub;
     ngx_http_shop_frame_t  *f, *first;
@@ -885,6 +887,9 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
         return 0;
     }
 
+    start = ngx_http_shop_now_us();
+    n = 0;
+
     for (q = ngx_queue_head(live); q != ngx_queue_sentinel(live); q = next) {
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_shop_sub_t, queue);
@@ -929,6 +934,18 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
         if (!sub->pending) {
             (void) ngx_http_shop_stream_write(sub);
         }
+
+        n++;
+    }
+
+    /* a worker that needs long to reach its subscribers has too many */
+
+    spent = ngx_http_shop_now_us() - start;
+
+    if (spent >= NGX_HTTP_SHOP_HUB_SLOW * 1000) {
+        ngx_log_error(NGX_LOG_INFO, hub->log, 0,
+                      "shop: events: %ui event(s) to %ui subscriber(s) took "
+                      "%L ms", i, n, spent / 1000);
     }
 
     /* the hub lets go: frames nobody wants, or everybody sent, go */
@@ -960,7 +977,8 @@ ngx_http_shop_frame_render(ngx_http_shop_hub_t *hub, PGresult *res, int row)
     shop_buf_init(&sse, &arena, 512);
     shop_buf_init(&ws, &arena, 512);
 
-    if (hub->live[NGX_HTTP_SHOP_SSE_CHUNKED] || hub->live[NGX_HTTP_SHOP_SSE_RAW])
+    if (hub->live[NGX_HTTP_SHOP_SSE_CHUNKED]
+        || hub->live[NGX_HTTP_SHOP_SSE_RAW])
     {
         shop_event_sse(&sse, res, row);
     }
