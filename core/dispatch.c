@@ -490,7 +490,7 @@ add_millis(shop_buf *b, int64_t us)
 }
 
 shop_str
-shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us)
+shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us, int64_t wait_us)
 {
     shop_buf b;
 
@@ -518,6 +518,8 @@ shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us)
     add_millis(&b, total_us);
     shop_buf_adds(&b, ",\"db_ms\":");
     add_millis(&b, db_us);
+    shop_buf_adds(&b, ",\"pool_wait_ms\":");
+    add_millis(&b, wait_us);
     if (c->err != SHOP_OK) {
         shop_buf_adds(&b, ",\"problem\":\"");
         shop_buf_adds(&b, shop_err_info_of(c->err)->type);

@@ -8,6 +8,7 @@
 void shop_healthz_plan(shop_ctx *c);
 void shop_readyz_plan(shop_ctx *c);
 void shop_readyz_render(shop_ctx *c, const shop_result *r);
+void shop_metrics_plan(shop_ctx *c);
 
 void shop_product_list_plan(shop_ctx *c);
 void shop_product_list_render(shop_ctx *c, const shop_result *r);

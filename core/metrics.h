@@ -42,6 +42,14 @@ typedef struct {
     int64_t  subscribers_ws;
 } shop_metrics_gauges;
 
+/* What a front-end hands the core for GET /metrics. */
+typedef struct shop_metrics_view {
+    const shop_metrics_counters *counters;
+    const shop_metrics_gauges   *slots;
+    int                          nslots;
+    const char                  *process;   /* fcgi: its pid; the module: NULL (one zone) */
+} shop_metrics_view;
+
 /* The route of a finished request: its index in the route table, or the
  * "unmatched" row. */
 int  shop_metrics_route_index(const struct shop_ctx *c);

@@ -102,6 +102,7 @@ shop_product_list_plan(shop_ctx *c)
     if (qr == NULL) {
         return;
     }
+    qr->target = SHOP_TARGET_READ;
     qr->values[0] = page.after;
     qr->values[1] = shop_fmt_int(a, page.limit + 1);
     if (filtered) {
@@ -153,6 +154,7 @@ shop_product_get_plan(shop_ctx *c)
     if (!product_key(c, &id, &slug) || (q = shop_plan_query(c, SHOP_STMT_PRODUCT_GET)) == NULL) {
         return;
     }
+    q->target = SHOP_TARGET_READ;
     q->values[0] = id;
     q->values[1] = slug;
 }

@@ -7,6 +7,7 @@
 const shop_route shop_routes[] = {
     { SHOP_GET,    "/healthz",        0, shop_healthz_plan, NULL },
     { SHOP_GET,    "/readyz",         0, shop_readyz_plan, shop_readyz_render },
+    { SHOP_GET,    "/metrics",        0, shop_metrics_plan, NULL },   /* token unless metrics_public */
 
     { SHOP_GET,    "/products",       0, shop_product_list_plan, shop_product_list_render },
     { SHOP_POST,   "/products",       ADMIN_JSON, shop_product_create_plan, shop_product_write_render },

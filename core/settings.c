@@ -1,5 +1,7 @@
 #include "settings.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +12,9 @@ const shop_setting shop_setting_table[] = {
     { "database", "SHOP_DATABASE_URL", "shop_database", SHOP_SET_STRING, SHOP_SET_BOTH,
       "", 0, 0, F(database),
       "libpq connection string or URL of the shop's database (required)" },
+    { "read_database", "SHOP_READ_DATABASE_URL", "shop_read_database", SHOP_SET_STRING, SHOP_SET_BOTH,
+      "", 0, 0, F(read_database),
+      "a read replica: GETs of products and warehouses and the stock check use it (writes and orders never)" },
     { "base_path", "SHOP_BASE_PATH", NULL, SHOP_SET_STRING, SHOP_SET_FCGI,
       "", 0, 0, F(base_path),
       "URL prefix the web server mounts the shop under, e.g. /api (the module uses its location)" },
@@ -55,6 +60,9 @@ const shop_setting shop_setting_table[] = {
     { "warehouse_pool_size", "SHOP_WAREHOUSE_POOL_SIZE", "shop_warehouse_pool_size", SHOP_SET_INT, SHOP_SET_BOTH,
       "4", 1, 64, F(warehouse_pool_size),
       "stock-check connections per warehouse (per process or worker); warehouses sharing a database share its pool" },
+    { "metrics_public", "SHOP_METRICS_PUBLIC", "shop_metrics_public", SHOP_SET_FLAG, SHOP_SET_BOTH,
+      "off", 0, 1, F(metrics_public),
+      "GET /metrics without the admin token (when the web server restricts who reaches it)" },
 };
 
 const size_t shop_setting_count = sizeof(shop_setting_table) / sizeof(shop_setting_table[0]);
@@ -161,6 +169,7 @@ shop_parse_scaled(const char *v, size_t len, shop_setting_type type, int64_t *ou
         break;
     case SHOP_SET_STRING:
     case SHOP_SET_PATH:
+    case SHOP_SET_FLAG:
         return -1;
     }
     if (n > INT64_MAX / scale) {
@@ -179,6 +188,7 @@ shop_setting_form(shop_setting_type type)
     case SHOP_SET_MSEC:   return "a duration (ms, s, m or h)";
     case SHOP_SET_STRING: return "a string";
     case SHOP_SET_PATH:   return "a file name";
+    case SHOP_SET_FLAG:   return "on or off";
     }
     return "a value";
 }
@@ -219,6 +229,20 @@ shop_setting_set(shop_settings *s, const shop_setting *d, const char *value, siz
         }
         *(int64_t *) field = n;
         return 0;
+    case SHOP_SET_FLAG: {
+        static const char *const on[] = { "on", "1", "true", "yes" };
+        static const char *const off[] = { "off", "0", "false", "no" };
+        shop_str v = { value, len };
+        for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+            if (shop_str_eq_nocase(v, on[i]) || shop_str_eq_nocase(v, off[i])) {
+                *(int64_t *) field = shop_str_eq_nocase(v, on[i]);
+                return 0;
+            }
+        }
+        snprintf(err, errlen, "%s: \"%.*s\" is not %s", d->name,
+                 (int) (len > 40 ? 40 : len), value, shop_setting_form(d->type));
+        return -1;
+    }
     }
     snprintf(err, errlen, "%s: unknown setting type", d->name);
     return -1;

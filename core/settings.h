@@ -13,7 +13,8 @@ typedef enum {
     SHOP_SET_PATH,      /* a file name; the file is read by the front-end */
     SHOP_SET_INT,       /* a plain integer */
     SHOP_SET_SIZE,      /* bytes, with an optional k or m suffix */
-    SHOP_SET_MSEC       /* milliseconds, with an optional ms, s, m or h suffix */
+    SHOP_SET_MSEC,      /* milliseconds, with an optional ms, s, m or h suffix */
+    SHOP_SET_FLAG       /* on or off (also 1/0, true/false, yes/no) */
 } shop_setting_type;
 
 /* Where a setting applies. */
@@ -23,6 +24,7 @@ typedef enum {
 
 typedef struct shop_settings {
     const char *database;
+    const char *read_database;
     const char *base_path;
     const char *admin_token_file;
     const char *webhook_secret_file;
@@ -38,6 +40,7 @@ typedef struct shop_settings {
     int64_t     max_subscribers;
     int64_t     stream_buffer;
     int64_t     warehouse_pool_size;
+    int64_t     metrics_public;
 
     /* Loaded by the front-end from the files above, never from the command line. */
     const char *admin_token;

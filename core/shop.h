@@ -73,12 +73,16 @@ typedef struct shop_request {
      * warehouse_list statement), for the stock check's fan-out. */
     const char *const *warehouses;
     int          nwarehouses;
+    /* What GET /metrics shows (metrics.h); NULL when the front-end keeps none. */
+    const struct shop_metrics_view *metrics;
 } shop_request;
 
 /* Where a statement runs: the shop's database, or the database of
  * warehouse i of shop_request.warehouses (by default the shop's too). */
 #define SHOP_TARGET_PRIMARY       0
 #define SHOP_TARGET_WAREHOUSE(i)  (1 + (i))
+/* A read a replica may answer (settings.read_database); the primary without one. */
+#define SHOP_TARGET_READ          (-1)
 
 typedef struct shop_query {
     shop_stmt_id  stmt;
@@ -168,8 +172,10 @@ void shop_release(shop_ctx *c);
 /* The route template for logs and metrics ("/products/{id}"), "-" when none. */
 const char *shop_route_name(const shop_ctx *c);
 
-/* One JSON log line (no newline) describing a finished request. */
-shop_str shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us);
+/* One JSON log line (no newline) describing a finished request: total time,
+ * time in the database, time waiting for a connection. */
+shop_str shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us,
+                       int64_t wait_us);
 
 /* Connection options both front-ends pass to libpq, so text values come out
  * the way the render step reads them (UTC timestamps, ISO dates). */

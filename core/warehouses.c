@@ -33,7 +33,11 @@ add_warehouse(shop_buf *b, const PGresult *res, int row)
 void
 shop_warehouse_list_plan(shop_ctx *c)
 {
-    shop_plan_query(c, SHOP_STMT_WAREHOUSE_LIST);
+    shop_query *q = shop_plan_query(c, SHOP_STMT_WAREHOUSE_LIST);
+
+    if (q != NULL) {
+        q->target = SHOP_TARGET_READ;
+    }
 }
 
 void

@@ -187,6 +187,7 @@ fcgi_config_type(shop_setting_type type)
     case SHOP_SET_INT:    return "integer";
     case SHOP_SET_SIZE:   return "size";
     case SHOP_SET_MSEC:   return "duration";
+    case SHOP_SET_FLAG:   return "on/off";
     }
     return "value";
 }
@@ -211,6 +212,7 @@ fcgi_config_print(void)
             break;
         case SHOP_SET_STRING:
         case SHOP_SET_PATH:
+        case SHOP_SET_FLAG:
             limits[0] = '\0';
             break;
         }

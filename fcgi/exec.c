@@ -7,9 +7,17 @@
 
 #include <stdio.h>
 
+/* The shop's own statements; reads a replica could answer run there too
+ * (no replica pool yet). */
+static int
+fcgi_on_pool(int target)
+{
+    return target == SHOP_TARGET_PRIMARY || target == SHOP_TARGET_READ;
+}
+
 void
 fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, const fcgi_warehouses *wh,
-               shop_result *results, PGresult **res, int64_t *db_us)
+               shop_result *results, PGresult **res, int64_t *db_us, int64_t *wait_us)
 {
     char msg[256];
     PGconn *conn = NULL;
@@ -18,7 +26,7 @@ fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, const fcgi_warehouses *wh,
 
     for (int i = 0; i < c->nqueries; i++) {
         res[i] = NULL;
-        if (c->queries[i].target == SHOP_TARGET_PRIMARY) {
+        if (fcgi_on_pool(c->queries[i].target)) {
             primary++;
         } else {
             remote++;
@@ -29,14 +37,16 @@ fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, const fcgi_warehouses *wh,
                          results, res, db_us);
     }
     if (primary > 0) {
+        t0 = fcgi_now_us();
         conn = fcgi_pool_acquire(p);
+        *wait_us += fcgi_now_us() - t0;
     }
 
     for (int i = 0; i < c->nqueries; i++) {
         const shop_query *q = &c->queries[i];
         const shop_statement *st = &shop_catalogue[q->stmt];
 
-        if (q->target != SHOP_TARGET_PRIMARY) {
+        if (!fcgi_on_pool(q->target)) {
             continue;
         }
         if (conn == NULL) {

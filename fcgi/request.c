@@ -318,7 +318,7 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     shop_result *results = NULL;
     PGresult **res = NULL;
     fcgi_warehouses *wh;
-    int64_t t0, db_us = 0;
+    int64_t t0, db_us = 0, wait_us = 0;
     fcgi_sse *stream = NULL;
     int streaming = 0;
 
@@ -370,14 +370,14 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
         res = NULL;
     } else if (stream == NULL) {
         if (c.nqueries > 0) {
-            fcgi_exec_plan(w->pool, &c, wh, results, res, &db_us);
+            fcgi_exec_plan(w->pool, &c, wh, results, res, &db_us, &wait_us);
             shop_finish(&c, results);
             fcgi_request_after(&c, &req);
         }
         fcgi_response_write(rq->out, &c.resp, req.method == SHOP_HEAD);
     }
 
-    shop_str line = shop_log_line(&c, params[P_REQUEST_METHOD], fcgi_now_us() - t0, db_us);
+    shop_str line = shop_log_line(&c, params[P_REQUEST_METHOD], fcgi_now_us() - t0, db_us, wait_us);
     char *nl = shop_alloc(&arena, line.n + 1);
     if (nl != NULL && line.n > 0) {
         memcpy(nl, line.p, line.n);

@@ -118,7 +118,7 @@ void fcgi_registry_added(const char *code, size_t len);
  * res[] after writing the response. db_us grows by the time spent in the
  * database. */
 void fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, const fcgi_warehouses *wh,
-                    shop_result *results, PGresult **res, int64_t *db_us);
+                    shop_result *results, PGresult **res, int64_t *db_us, int64_t *wait_us);
 
 
 /* hub.c: the event hub of this process. One thread LISTENs on its own

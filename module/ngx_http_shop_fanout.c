@@ -164,7 +164,9 @@ ngx_http_shop_fanout_needed(ngx_http_shop_ctx_t *ctx)
     for (i = 0; i < ctx->core.nqueries; i++) {
         q = &ctx->core.queries[i];
 
-        if (q->target != SHOP_TARGET_PRIMARY || q->deadline_ms > 0) {
+        if ((q->target != SHOP_TARGET_PRIMARY && q->target != SHOP_TARGET_READ)
+            || q->deadline_ms > 0)
+        {
             return 1;
         }
     }
@@ -269,7 +271,7 @@ ngx_http_shop_fanout_target(ngx_http_shop_ctx_t *ctx, int target)
     ngx_int_t                   w;
     ngx_http_shop_pool_conf_t  *pcf;
 
-    if (target == SHOP_TARGET_PRIMARY) {
+    if (target == SHOP_TARGET_PRIMARY || target == SHOP_TARGET_READ) {
         return ctx->conf->pool->pool;
     }
 

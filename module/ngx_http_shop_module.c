@@ -371,6 +371,7 @@ ngx_http_shop_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         case SHOP_SET_INT:
         case SHOP_SET_SIZE:
         case SHOP_SET_MSEC:
+        case SHOP_SET_FLAG:
             *(int64_t *) field = *(int64_t *) from;
             break;
         }
@@ -754,7 +755,7 @@ ngx_http_shop_log_variable(ngx_http_request_t *r,
     method.n = r->method_name.len;
 
     line = shop_log_line(&ctx->core, method,
-                         ngx_http_shop_now_us() - ctx->start_us, ctx->db_us);
+                         ngx_http_shop_now_us() - ctx->start_us, ctx->db_us, ctx->wait_us);
 
     v->len = line.n;
     v->valid = 1;

@@ -71,7 +71,9 @@ struct ngx_http_shop_job_s {
     ngx_http_shop_op_t            *op;         /* in flight */
     ngx_queue_t                    queue;      /* waiting; then answered */
     ngx_event_t                    timer;      /* the queue timeout */
+    int64_t                        queued_us;  /* submitted */
     int64_t                        sent_us;
+    int64_t                        wait_us;    /* for a connection */
     int64_t                        db_us;
     shop_db_status                 fail;       /* of statements without res */
 
@@ -169,6 +171,7 @@ typedef struct {
     int64_t                    start_us;
     int64_t                    sent_us;
     int64_t                    db_us;
+    int64_t                    wait_us;
 
     unsigned                   begun:1;      /* core.* is valid */
     unsigned                   limit_body:1; /* the body filter counts */

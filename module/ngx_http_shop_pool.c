@@ -821,6 +821,7 @@ ngx_http_shop_request_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
     c = ctx->request->connection;
 
     ctx->db_us += job->db_us;
+    ctx->wait_us += job->wait_us;
 
     ngx_http_shop_finish(ctx);
 
@@ -855,6 +856,8 @@ ngx_http_shop_pool_submit(ngx_http_shop_pool_t *pool, ngx_http_shop_job_t *job)
     job->op = NULL;
     job->fail = SHOP_DB_OK;
     job->db_us = 0;
+    job->wait_us = 0;
+    job->queued_us = ngx_http_shop_now_us();
     job->waiting = 0;
     job->answered = 0;
 
@@ -1058,6 +1061,7 @@ ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc, ngx_http_shop_job_t *job,
 
     job->op = op;
     job->sent_us = ngx_http_shop_now_us();
+    job->wait_us = job->sent_us - job->queued_us;
 
     if (sc->nflight == 1) {
         ngx_add_timer(&sc->deadline,

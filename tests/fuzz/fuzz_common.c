@@ -310,7 +310,7 @@ fz_check_response(const shop_ctx *c, int planned)
 static void
 check_log_line(shop_ctx *c, shop_str method)
 {
-    shop_str line = shop_log_line(c, method, 1234, 567);
+    shop_str line = shop_log_line(c, method, 1234, 567, 89);
     shop_response r = { 0 };
 
     for (size_t i = 0; i < line.n; i++) {

@@ -25,6 +25,16 @@ ref_value(const shop_setting *d, shop_str v, int64_t *out)
     size_t i = 0;
     uint64_t n = 0;
 
+    if (d->type == SHOP_SET_FLAG) {
+        static const char *const words[] = { "off", "on", "0", "1", "false", "true", "no", "yes" };
+        for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+            if (shop_str_eq_nocase(v, words[w])) {
+                *out = (int64_t) (w % 2);
+                return 0;
+            }
+        }
+        return -1;
+    }
     while (i < v.n && v.p[i] >= '0' && v.p[i] <= '9') {
         if (n > (uint64_t) INT64_MAX / 10) {
             return -1;
@@ -50,6 +60,7 @@ ref_value(const shop_setting *d, shop_str v, int64_t *out)
         break;
     case SHOP_SET_STRING:
     case SHOP_SET_PATH:
+    case SHOP_SET_FLAG:
         return -1;
     }
     if (scale == 0 || n > (uint64_t) INT64_MAX / scale) {

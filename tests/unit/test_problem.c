@@ -421,7 +421,7 @@ test_out_of_memory_after_plan(void **state)
 static struct json_object *
 log_line(th_env *e, const char *method, int64_t total_us, int64_t db_us)
 {
-    shop_str line = shop_log_line(&e->c, shop_cstr(method), total_us, db_us);
+    shop_str line = shop_log_line(&e->c, shop_cstr(method), total_us, db_us, 0);
     assert_null(memchr(line.p, '\n', line.n));
     struct json_object *o = th_json(e, line);
     assert_true(json_object_is_type(o, json_type_object));
@@ -461,7 +461,7 @@ test_log_line(void **state)
     assert_string_equal(json_object_get_string(v), "0.089");
     assert_string_equal(th_jstr(o, "problem"), "not-found");
     /* The raw line, for the spelling of the numbers. */
-    const char *raw = th_cstr(e, shop_log_line(&e->c, SHOP_STR("GET"), 1234567, 89));
+    const char *raw = th_cstr(e, shop_log_line(&e->c, SHOP_STR("GET"), 1234567, 89, 0));
     assert_non_null(strstr(raw, "\"total_ms\":1234.567,"));
     assert_non_null(strstr(raw, "\"db_ms\":0.089"));
 }
@@ -488,7 +488,7 @@ test_log_line_ok_and_errors(void **state)
     th_begin(e);
     o = log_line(e, "GET", -5, -1);      /* clock trouble: never negative */
     assert_string_equal(th_jstr(o, "route"), "-");
-    assert_non_null(strstr(th_cstr(e, shop_log_line(&e->c, SHOP_STR("GET"), -5, -1)), "\"total_ms\":0.000"));
+    assert_non_null(strstr(th_cstr(e, shop_log_line(&e->c, SHOP_STR("GET"), -5, -1, -1)), "\"total_ms\":0.000"));
     th_free(e);
 
     e = th_new();

@@ -22,7 +22,8 @@ field_str(const shop_settings *s, const shop_setting *d)
 static int
 numeric(const shop_setting *d)
 {
-    return d->type == SHOP_SET_INT || d->type == SHOP_SET_SIZE || d->type == SHOP_SET_MSEC;
+    return d->type == SHOP_SET_INT || d->type == SHOP_SET_SIZE || d->type == SHOP_SET_MSEC
+           || d->type == SHOP_SET_FLAG;
 }
 
 static void
@@ -253,6 +254,26 @@ test_integers(void **state)
     want_refused("threads", "1025");
 }
 
+/* Flags: on/off and the usual spellings, any case; nothing else. */
+static void
+test_flags(void **state)
+{
+    (void) state;
+    want_value("metrics_public", "on", 1);
+    want_value("metrics_public", "ON", 1);
+    want_value("metrics_public", "yes", 1);
+    want_value("metrics_public", "true", 1);
+    want_value("metrics_public", "1", 1);
+    want_value("metrics_public", "off", 0);
+    want_value("metrics_public", "No", 0);
+    want_value("metrics_public", "false", 0);
+    want_value("metrics_public", "0", 0);
+    want_refused("metrics_public", "2");
+    want_refused("metrics_public", "onn");
+    want_refused("metrics_public", "o");
+    want_refused("metrics_public", "");
+}
+
 /* Every numeric setting: its bounds are accepted, one past them refused. */
 static void
 test_every_bound(void **state)
@@ -393,6 +414,7 @@ main(void)
         TH_TEST(test_durations),
         TH_TEST(test_integers),
         TH_TEST(test_every_bound),
+        TH_TEST(test_flags),
         TH_TEST(test_strings_and_paths),
         TH_TEST(test_settings_check),
         TH_TEST(test_secret_parse),
