@@ -23,6 +23,11 @@ Sections of --phase main, each run against every target in turn:
   CONCURRENT  races: one sku, one If-Match, one derived slug
   ORDERS      orders.py: warehouses, stock levels, orders, the state
               machine, the payment webhook (sections in its docstring)
+  HOSTILE     hostile.py: the hostile-input table (issue 8): SQL injection,
+              numbers, shapes, lengths, encodings, depth bombs, sizes,
+              CR/LF, traversal, long lines, cursors, Last-Event-ID,
+              WebSocket handshakes and frames (the module only); every
+              shop.* table unchanged; both front-ends healthy after
   PARITY      (two or more targets) first every case above, compared
               across the targets (status, header names, Content-Type, ETag
               presence, Allow, WWW-Authenticate, Location, Retry-After, the
@@ -85,6 +90,7 @@ import urllib.parse
 from shoptest import (DROP, NO_CT, Ctx, Db, Resp, Tap, Target, convention_errors, encode_body, get,
                       parallel, problem, run_case, run_case_parity, run_parity, run_table, send, status, subst,
                       tally)
+import hostile
 import orders
 
 
@@ -837,6 +843,9 @@ def main():
         run_table(ctx, AFTER)
         run_concurrent(ctx)
         orders.run(ctx)
+        hostile.run(ctx)
+    if args.phase == 'main':
+        hostile.run_after(tap, ctxs)
     # Every case above, compared across the targets; then the parity tables.
     run_case_parity(tap, ctxs)
     if args.phase == 'main':
