@@ -318,7 +318,8 @@ shop_render() {
 # shop_nginx_prepare PREFIX VAR=VALUE...: renders conf/nginx.conf.in and the
 # shared conf/nginx-problems.conf.in into PREFIX. Front-ends then add their
 # server blocks with shop_nginx_add_server. VARs: WORKER_PROCESSES (auto),
-# ERROR_LOG_LEVEL (warn), ACCESS_LOG ("off" or "PATH shop").
+# ERROR_LOG_LEVEL (warn), ACCESS_LOG ("off" or "PATH shop"),
+# WORKER_SHUTDOWN_TIMEOUT (10s: how long old workers may finish requests).
 shop_nginx_prepare() {
     local prefix=$1; shift
     shop_check_path "$prefix" || return 1
@@ -326,7 +327,8 @@ shop_nginx_prepare() {
     rm -f "$prefix"/conf.d/*.conf
     # The first value given for a name wins: the caller's, then the defaults.
     shop_render "$SHOP_SRCDIR/conf/nginx.conf.in" "$prefix/nginx.conf" \
-        PREFIX="$prefix" "$@" WORKER_PROCESSES=auto ERROR_LOG_LEVEL=warn ACCESS_LOG=off || return 1
+        PREFIX="$prefix" "$@" WORKER_PROCESSES=auto ERROR_LOG_LEVEL=warn ACCESS_LOG=off \
+        WORKER_SHUTDOWN_TIMEOUT=10s || return 1
     shop_render "$SHOP_SRCDIR/conf/nginx-problems.conf.in" "$prefix/problems.conf" PREFIX="$prefix"
 }
 
