@@ -926,6 +926,7 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
         limit = (size_t) sub->conf->settings.stream_buffer;
 
         if (sub->unsent > limit * NGX_HTTP_SHOP_OVER_MAX) {
+            ngx_http_shop_metrics_dropped();
             ngx_http_shop_stream_close(sub, 1,
                                        "dropped: the client falls ever behind");
             continue;
@@ -1308,6 +1309,7 @@ ngx_http_shop_hub_tick(ngx_event_t *ev)
             if (sub->pending && sub->unsent > limit
                 && now - sub->last_out >= NGX_HTTP_SHOP_OVER_GRACE)
             {
+                ngx_http_shop_metrics_dropped();
                 ngx_http_shop_stream_close(sub, 1,
                                        "dropped: the client does not keep up");
                 continue;
@@ -1315,6 +1317,7 @@ ngx_http_shop_hub_tick(ngx_event_t *ev)
 
             if (sub->pending) {
                 if (now - sub->last_out >= NGX_HTTP_SHOP_STALL) {
+                    ngx_http_shop_metrics_dropped();
                     ngx_http_shop_stream_close(sub, 1,
                                         "dropped: the client takes no data");
                 }
@@ -1405,9 +1408,9 @@ ngx_http_shop_hub_pruned(ngx_http_shop_job_t *job, ngx_uint_t sync)
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1)
     {
-        p = ngx_http_shop_pg_message(res ? PQresultErrorMessage(res)
-                                         : "no database connection",
-                                     msg, sizeof(msg));
+        p = res ? ngx_http_shop_pg_result_message(res, msg, sizeof(msg))
+                : ngx_http_shop_pg_message("no database connection", msg,
+                                           sizeof(msg));
 
         ngx_log_error(NGX_LOG_WARN, hub->log, 0,
                       "shop: events: pruning failed: %*s", p - msg, msg);

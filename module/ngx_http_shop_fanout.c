@@ -153,13 +153,19 @@ ngx_http_shop_fanout_pool(ngx_http_shop_loc_conf_t *lcf, const char *code)
 }
 
 
-/* only a plan of statements on the shop's pool, without deadlines, is not */
+/*
+ * only a plan of statements on one of the shop's pools (the primary's, or
+ * the read replica's), without deadlines, is not
+ */
 
 ngx_uint_t
 ngx_http_shop_fanout_needed(ngx_http_shop_ctx_t *ctx)
 {
-    ngx_int_t    i;
-    shop_query  *q;
+    ngx_int_t                   i;
+    shop_query                 *q;
+    ngx_http_shop_pool_conf_t  *pcf, *first;
+
+    first = NULL;
 
     for (i = 0; i < ctx->core.nqueries; i++) {
         q = &ctx->core.queries[i];
@@ -169,6 +175,14 @@ ngx_http_shop_fanout_needed(ngx_http_shop_ctx_t *ctx)
         {
             return 1;
         }
+
+        pcf = ngx_http_shop_pool_for(ctx->conf, q->target);
+
+        if (first && pcf != first) {
+            return 1;
+        }
+
+        first = pcf;
     }
 
     return 0;
@@ -272,7 +286,7 @@ ngx_http_shop_fanout_target(ngx_http_shop_ctx_t *ctx, int target)
     ngx_http_shop_pool_conf_t  *pcf;
 
     if (target == SHOP_TARGET_PRIMARY || target == SHOP_TARGET_READ) {
-        return ctx->conf->pool->pool;
+        return ngx_http_shop_pool_for(ctx->conf, target)->pool;
     }
 
     w = target - SHOP_TARGET_WAREHOUSE(0);
@@ -373,20 +387,18 @@ ngx_http_shop_fanout_delay(ngx_http_shop_ctx_t *ctx, ngx_msec_t due)
 
 
 /*
- * another worker answered a PUT /warehouses: the list is read first, but
- * not for longer than the plan's deadline; then the plan goes ahead with
- * the list there is (and its jobs are past due at once)
+ * another worker answered a PUT /warehouses, or this worker has not read
+ * the list yet (it just started: a reload): the list is read first, but
+ * not for longer than ms or the plan's deadline; then the plan goes ahead
+ * with the list there is (and its jobs are past due at once)
  */
 
 void
 ngx_http_shop_fanout_wait(ngx_http_shop_ctx_t *ctx,
-    ngx_http_shop_registry_t *reg)
+    ngx_http_shop_registry_t *reg, ngx_msec_t ms)
 {
     ngx_int_t    i;
-    ngx_msec_t   ms;
     shop_query  *q;
-
-    ms = 0;
 
     for (i = 0; i < ctx->core.nqueries; i++) {
         q = &ctx->core.queries[i];
@@ -440,13 +452,28 @@ ngx_http_shop_fanout_stale(ngx_event_t *ev)
 static void
 ngx_http_shop_fanout_end(ngx_http_shop_ctx_t *ctx, ngx_uint_t sync)
 {
+    int64_t            wait;
+    ngx_int_t          i;
     ngx_connection_t  *c;
 
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);
     }
 
+    /*
+     * the jobs ran side by side: the time in the database is the span
+     * from sending them to the last answer, the wait the longest one
+     */
+
     ctx->db_us += ngx_http_shop_now_us() - ctx->sent_us;
+
+    wait = 0;
+
+    for (i = 0; i < ctx->core.nqueries; i++) {
+        wait = ngx_max(wait, ctx->jobs[i].wait_us);
+    }
+
+    ctx->wait_us += wait;
 
     c = ctx->request->connection;
 

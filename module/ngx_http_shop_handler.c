@@ -135,6 +135,26 @@ ngx_http_shop_plan(ngx_http_shop_ctx_t *ctx)
     shop_begin(&ctx->core, &ctx->arena, &ctx->conf->settings, &ctx->req);
     ctx->begun = 1;
 
+    /*
+     * a stock check in a worker that has not read the warehouse list yet
+     * (it has just started: a reload) waits for the first read, within
+     * the check's deadline, rather than answer 503 "no warehouse is known"
+     */
+
+    if (snap == NULL && reg != NULL && !ctx->replanned
+        && ctx->core.nqueries == 0
+        && ctx->core.resp.status == NGX_HTTP_SERVICE_UNAVAILABLE
+        && ngx_strcmp(shop_route_name(&ctx->core), "/stock/check") == 0)
+    {
+        if (!r->discard_body) {
+            r->read_event_handler = ngx_http_test_reading;
+        }
+
+        ngx_http_shop_fanout_wait(ctx, reg,
+                     (ngx_msec_t) ctx->conf->settings.stock_deadline_ms);
+        return;
+    }
+
     if (ctx->core.nqueries == 0) {
         if (ctx->core.resp.stream.kind != SHOP_STREAM_NONE
             && ngx_http_shop_stream_start(r, ctx) == NGX_OK)
@@ -168,7 +188,7 @@ ngx_http_shop_plan(ngx_http_shop_ctx_t *ctx)
         /* another worker created a warehouse: read the list first */
 
         if (!ctx->replanned && ngx_http_shop_registry_stale(reg)) {
-            ngx_http_shop_fanout_wait(ctx, reg);
+            ngx_http_shop_fanout_wait(ctx, reg, 0);
             return;
         }
 
@@ -185,10 +205,11 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
 {
     u_char                *p;
     ngx_int_t              i;
+    ngx_uint_t             level;
     shop_db_status         fail;
     ngx_http_request_t    *r;
     const shop_statement  *st;
-    u_char                 msg[256];
+    u_char                 msg[160];
 
     r = ctx->request;
 
@@ -204,18 +225,36 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
 
         shop_result_set(&ctx->results[i], ctx->res[i]);
 
-        /* only the log may see what went wrong inside the database */
+        /*
+         * only the log may see what went wrong inside the database, and
+         * not all of it: SQLSTATE and the primary message, never DETAIL
+         * (key values, failing rows) or the statement's parameters.
+         * Clients' mistakes the database refused (constraints, our
+         * functions' SH codes) are in the access log as 4xx
+         */
 
-        if (ctx->results[i].status == SHOP_DB_ERROR) {
-            st = &shop_catalogue[ctx->core.queries[i].stmt];
-            p = ngx_http_shop_pg_message(PQresultErrorMessage(ctx->res[i]),
-                                         msg, sizeof(msg));
+        switch (ctx->results[i].status) {
 
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "shop: request %*s: statement %s: %*s",
-                          ctx->core.request_id.n, ctx->core.request_id.p,
-                          st->name, p - msg, msg);
+        case SHOP_DB_ERROR:
+            level = NGX_LOG_ERR;
+            break;
+
+        case SHOP_DB_TIMEOUT:
+        case SHOP_DB_RETRY:
+            level = NGX_LOG_WARN;
+            break;
+
+        default:
+            continue;
         }
+
+        st = &shop_catalogue[ctx->core.queries[i].stmt];
+        p = ngx_http_shop_pg_result_message(ctx->res[i], msg, sizeof(msg));
+
+        ngx_log_error(level, r->connection->log, 0,
+                      "shop: request %*s: statement %s: %*s",
+                      ctx->core.request_id.n, ctx->core.request_id.p,
+                      st->name, p - msg, msg);
     }
 
     shop_finish(&ctx->core, ctx->results);
@@ -290,6 +329,15 @@ ngx_http_shop_request(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
     }
 
     req->path = path;
+
+    /*
+     * what GET /metrics shows: the zone, every worker's; this worker's
+     * gauges are written first when it is that request
+     */
+
+    req->metrics = ngx_http_shop_metrics_view(
+                        path.n == sizeof("/metrics") - 1
+                        && ngx_strncmp(path.p, "/metrics", path.n) == 0);
 
     h = r->headers_in.content_type;
 

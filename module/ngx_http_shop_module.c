@@ -37,6 +37,10 @@ static ngx_int_t ngx_http_shop_request_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_shop_log_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_shop_route_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_shop_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 static ngx_int_t ngx_http_shop_init_process(ngx_cycle_t *cycle);
 static void ngx_http_shop_exit_process(ngx_cycle_t *cycle);
@@ -56,6 +60,13 @@ static ngx_command_t  ngx_http_shop_commands[] = {
       NULL },
 
     { ngx_string("shop_database"),
+      NGX_HTTP_SHOP_ANY_CONF|NGX_CONF_TAKE1,
+      ngx_http_shop_setting,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("shop_read_database"),
       NGX_HTTP_SHOP_ANY_CONF|NGX_CONF_TAKE1,
       ngx_http_shop_setting,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -148,6 +159,22 @@ static ngx_command_t  ngx_http_shop_commands[] = {
       0,
       NULL },
 
+    { ngx_string("shop_metrics_public"),
+      NGX_HTTP_SHOP_ANY_CONF|NGX_CONF_TAKE1,
+      ngx_http_shop_setting,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* one zone for all workers: not a setting of a location */
+
+    { ngx_string("shop_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_shop_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -190,6 +217,17 @@ static ngx_http_variable_t  ngx_http_shop_vars[] = {
 
     { ngx_string("shop_log"), NULL,
       ngx_http_shop_log_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("shop_route"), NULL,
+      ngx_http_shop_route_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("shop_db_time"), NULL,
+      ngx_http_shop_time_variable,
+      offsetof(ngx_http_shop_ctx_t, db_us), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("shop_pool_wait"), NULL,
+      ngx_http_shop_time_variable,
+      offsetof(ngx_http_shop_ctx_t, wait_us), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -259,6 +297,10 @@ ngx_http_shop_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_shop_registry_init_conf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_shop_metrics_init_conf(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -502,8 +544,15 @@ ngx_http_shop_setting(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rv = ngx_http_shop_set_value(cf, cmd, conf, def, &value[1]);
 
     if (rv == NGX_CONF_OK
-        && def->offset == offsetof(shop_settings, database))
+        && (def->offset == offsetof(shop_settings, database)
+            || def->offset == offsetof(shop_settings, read_database)))
     {
+        /* shop_read_database "": none here (one inherited is off) */
+
+        if (value[1].len == 0) {
+            return NGX_CONF_OK;
+        }
+
         return ngx_http_shop_pool_check_dsn(cf, (const char *) value[1].data);
     }
 
@@ -767,6 +816,70 @@ ngx_http_shop_log_variable(ngx_http_request_t *r,
 }
 
 
+/* $shop_route: the route template ("/products/{id}"), "-" when none */
+
+static ngx_int_t
+ngx_http_shop_route_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    const char           *name;
+    ngx_http_shop_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_shop_module);
+
+    if (ctx == NULL || !ctx->begun) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    name = shop_route_name(&ctx->core);
+
+    v->len = ngx_strlen(name);
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = (u_char *) name;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $shop_db_time, $shop_pool_wait: seconds with milliseconds, as
+ * $request_time: time in the database, time waiting for a connection;
+ * always a number (0.000 for a request the shop did not see), so a JSON
+ * log_format may write it unquoted
+ */
+
+static ngx_int_t
+ngx_http_shop_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char               *p;
+    int64_t               us;
+    ngx_msec_int_t        ms;
+    ngx_http_shop_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_shop_module);
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 4);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    us = ctx ? *(int64_t *) ((char *) ctx + data) : 0;
+    ms = (ngx_msec_int_t) ngx_max(us / 1000, 0);
+
+    v->len = ngx_sprintf(p, "%T.%03M", (time_t) ms / 1000, ms % 1000) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_shop_init_process(ngx_cycle_t *cycle)
 {
@@ -795,7 +908,11 @@ ngx_http_shop_init_process(ngx_cycle_t *cycle)
         }
     }
 
-    return ngx_http_shop_events_start(cycle);
+    if (ngx_http_shop_events_start(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_shop_metrics_start(cycle);
 }
 
 
@@ -820,4 +937,8 @@ ngx_http_shop_exit_process(ngx_cycle_t *cycle)
     for (i = 0; i < smcf->pools.nelts; i++) {
         ngx_http_shop_pool_stop(pcf[i]);
     }
+
+    /* the last events delivered are counted; the gauge slot goes */
+
+    ngx_http_shop_metrics_stop(cycle);
 }

@@ -12,6 +12,8 @@
  *   ngx_http_shop_fanout.c   a plan on several pools at once, with deadlines
  *   ngx_http_shop_events.c   the event hub: LISTEN connection, frames, timers
  *   ngx_http_shop_stream.c   GET /events: one subscriber, SSE or WebSocket
+ *   ngx_http_shop_metrics.c  GET /metrics: the shared zone, the worker's
+ *                            gauge slot, a request counted at its end
  */
 
 
@@ -26,6 +28,7 @@
 #include <libpq-fe.h>
 
 #include "shop.h"
+#include "metrics.h"
 
 
 /* requests in flight on one connection (libpq pipeline mode) */
@@ -83,6 +86,15 @@ struct ngx_http_shop_job_s {
 };
 
 
+/* what a pool is for (a pool may be several: one database, same settings) */
+#define NGX_HTTP_SHOP_ROLE_PRIMARY    0x01  /* shop_database: every write */
+#define NGX_HTTP_SHOP_ROLE_READ       0x02  /* shop_read_database */
+#define NGX_HTTP_SHOP_ROLE_STOCK      0x04  /* the stock check's */
+
+/* longest metrics target label, with its NUL (shop_metrics_gauges.target) */
+#define NGX_HTTP_SHOP_LABEL_LEN       40
+
+
 /*
  * Locations with the same database, statement timeout and pool settings
  * share one pool; each worker builds its own from this at start.
@@ -100,6 +112,12 @@ typedef struct {
                                                 check, which may close one */
     unsigned                   warehouse:1;  /* a stock-check pool: size is
                                                 per warehouse it serves */
+    unsigned                   roles:3;      /* NGX_HTTP_SHOP_ROLE_* */
+
+    /* GET /metrics: "primary", "read", "stock:primary", "stock:read",
+     * "warehouse:<code>[,<code>...]"; its index in the zone's table */
+    u_char                     label[NGX_HTTP_SHOP_LABEL_LEN];
+    ngx_int_t                  target;
 
     ngx_http_shop_pool_t      *pool;         /* this worker's */
 } ngx_http_shop_pool_conf_t;
@@ -118,6 +136,11 @@ typedef struct {
                                                 every "shop;" location */
     ngx_array_t                hubs;         /* ngx_http_shop_hub_conf_t * */
     ngx_int_t                  request_id_index;
+
+    /* shop_metrics_zone name [size]; (or the default zone) */
+    ngx_str_t                  metrics_name;
+    ssize_t                    metrics_size;
+    ngx_shm_zone_t            *metrics_zone;
 } ngx_http_shop_main_conf_t;
 
 
@@ -130,6 +153,7 @@ typedef struct {
     ngx_http_core_loc_conf_t  *clcf;
 
     ngx_http_shop_pool_conf_t *pool;
+    ngx_http_shop_pool_conf_t *read_pool;    /* shop_read_database, or NULL */
 
     /* the stock check: shop_warehouse_database lines (this level's or
      * inherited whole), their pools in the same order, and the pool of
@@ -177,6 +201,7 @@ typedef struct {
     unsigned                   limit_body:1; /* the body filter counts */
     unsigned                   too_large:1;
     unsigned                   replanned:1;  /* after a registry refresh */
+    unsigned                   observed:1;   /* counted in the metrics */
 } ngx_http_shop_ctx_t;
 
 
@@ -219,6 +244,9 @@ void ngx_http_shop_pool_stop(ngx_http_shop_pool_conf_t *pcf);
 void ngx_http_shop_pool_run(ngx_http_shop_ctx_t *ctx);
 /* the request goes away: forget it, discard its results when they come */
 void ngx_http_shop_pool_cancel(ngx_http_shop_ctx_t *ctx);
+/* the pool for a statement's target: the shop's, or the read replica's */
+ngx_http_shop_pool_conf_t *ngx_http_shop_pool_for(
+    ngx_http_shop_loc_conf_t *lcf, int target);
 /* runs a job on pool (NULL: fails); job->handler follows, maybe at once */
 void ngx_http_shop_pool_submit(ngx_http_shop_pool_t *pool,
     ngx_http_shop_job_t *job);
@@ -237,6 +265,13 @@ ngx_http_shop_registry_t *ngx_http_shop_pool_registry(
     ngx_http_shop_pool_t *pool);
 /* libpq's message on one line, in buf; returns its end */
 u_char *ngx_http_shop_pg_message(const char *msg, u_char *buf, size_t len);
+/* a failed result for the log: SQLSTATE and the primary message only (no
+ * DETAIL, CONTEXT or parameters), at most len bytes; returns its end */
+u_char *ngx_http_shop_pg_result_message(const PGresult *res, u_char *buf,
+    size_t len);
+/* GET /metrics: this worker's pools as the gauges count them */
+void ngx_http_shop_pool_gauges(ngx_http_shop_pool_t *pool, int64_t *idle,
+    int64_t *busy, int64_t *connecting, int64_t *broken, int64_t *waiting);
 
 
 /* ngx_http_shop_registry.c */
@@ -278,9 +313,9 @@ char *ngx_http_shop_warehouse_database(ngx_conf_t *cf, ngx_command_t *cmd,
 /* the plan needs more than the shop's pool: targets or deadlines */
 ngx_uint_t ngx_http_shop_fanout_needed(ngx_http_shop_ctx_t *ctx);
 void ngx_http_shop_fanout_run(ngx_http_shop_ctx_t *ctx);
-/* ctx waits for the warehouse list, at most until its deadline */
+/* ctx waits for the warehouse list, at most ms (0: its plan's deadline) */
 void ngx_http_shop_fanout_wait(ngx_http_shop_ctx_t *ctx,
-    ngx_http_shop_registry_t *reg);
+    ngx_http_shop_registry_t *reg, ngx_msec_t ms);
 void ngx_http_shop_fanout_cancel(ngx_http_shop_ctx_t *ctx);
 /* the stock-check pool of a warehouse in a location */
 ngx_http_shop_pool_conf_t *ngx_http_shop_fanout_pool(
@@ -302,6 +337,27 @@ void ngx_http_shop_events_stop(ngx_cycle_t *cycle);
  * NGX_DECLINED, send the (refusal) response as usual */
 ngx_int_t ngx_http_shop_stream_start(ngx_http_request_t *r,
     ngx_http_shop_ctx_t *ctx);
+
+
+/* ngx_http_shop_metrics.c */
+
+char *ngx_http_shop_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+/* the zone (implicit without shop_metrics_zone) and the log-phase counter */
+ngx_int_t ngx_http_shop_metrics_init_conf(ngx_conf_t *cf);
+/* a worker: its gauge slot, the refresh timer; at exit: let go of both */
+ngx_int_t ngx_http_shop_metrics_start(ngx_cycle_t *cycle);
+void ngx_http_shop_metrics_stop(ngx_cycle_t *cycle);
+/* what GET /metrics shows (every worker's), NULL without a zone; fresh:
+ * this worker's gauges are written first */
+const shop_metrics_view *ngx_http_shop_metrics_view(ngx_uint_t fresh);
+
+/* this worker's, added to the zone's counters at the next refresh */
+extern uint64_t    ngx_http_shop_events_delivered;
+/* a slow subscriber was dropped (at once into the zone) */
+void ngx_http_shop_metrics_dropped(void);
+/* this worker's WebSocket streams (ngx_http_shop_subscribers: all) */
+extern ngx_uint_t  ngx_http_shop_subscribers_ws;
 
 
 extern ngx_module_t  ngx_http_shop_module;

@@ -133,6 +133,10 @@ struct ngx_http_shop_pool_s {
     shop_db_status              down_status;  /* what a down pool answers */
     ngx_http_shop_registry_t   *registry;  /* the shop's pools */
 
+    ngx_msec_t                  said;      /* a 503 for a full pool was
+                                              logged (once a second) */
+    ngx_uint_t                  unsaid;    /* since then, not logged */
+
     unsigned                    down:1;    /* failed, none ready: fail fast */
     unsigned                    drift:1;   /* schema and catalogue differ */
     unsigned                    max_checked:1;
@@ -144,6 +148,10 @@ static ngx_http_shop_pool_conf_t *ngx_http_shop_pool_conf_get(ngx_conf_t *cf,
     const char *database, ngx_msec_t statement_timeout, ngx_uint_t size,
     ngx_uint_t queue, ngx_msec_t queue_timeout, ngx_uint_t warehouse,
     const char *label);
+static void ngx_http_shop_pool_role(ngx_http_shop_pool_conf_t *pcf,
+    ngx_uint_t role, const char *label, const char *code);
+static void ngx_http_shop_pool_full(ngx_http_shop_pool_t *pool,
+    ngx_log_t *log, const char *why);
 static void ngx_http_shop_conn_init(ngx_http_shop_pool_t *pool,
     ngx_uint_t i);
 static void ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc,
@@ -280,6 +288,7 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
 {
     ngx_uint_t                   i;
     ngx_msec_t                   timeout;
+    const char                  *stock;
     shop_settings               *s;
     ngx_http_shop_warehouse_t   *wh;
     ngx_http_shop_loc_conf_t   **lp;
@@ -299,14 +308,46 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
         return NGX_ERROR;
     }
 
+    ngx_http_shop_pool_role(lcf->pool, NGX_HTTP_SHOP_ROLE_PRIMARY, "primary",
+                            NULL);
+
+    /*
+     * shop_read_database: the reads a replica may answer (product and
+     * warehouse GETs), a pool of the same settings preparing the whole
+     * catalogue; writes, orders and the module's own statements stay on
+     * the primary
+     */
+
+    stock = s->database;
+    lcf->read_pool = NULL;
+
+    if (s->read_database && s->read_database[0]) {
+        lcf->read_pool = ngx_http_shop_pool_conf_get(cf, s->read_database,
+                                          (ngx_msec_t) s->statement_timeout_ms,
+                                          (ngx_uint_t) s->pool_size,
+                                          (ngx_uint_t) s->pool_queue,
+                                          (ngx_msec_t) s->pool_queue_timeout_ms,
+                                          0, NULL);
+        if (lcf->read_pool == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_shop_pool_role(lcf->read_pool, NGX_HTTP_SHOP_ROLE_READ,
+                                "read", NULL);
+
+        stock = s->read_database;
+    }
+
     /*
      * the stock check's pools: the server ends a statement the deadline
-     * gave up on soon after (the module closed its connection already)
+     * gave up on soon after (the module closed its connection already);
+     * warehouses without a database of their own are asked in the read
+     * replica, when there is one
      */
 
     timeout = (ngx_msec_t) s->stock_deadline_ms + NGX_HTTP_SHOP_WH_MARGIN;
 
-    lcf->warehouse_pool = ngx_http_shop_pool_conf_get(cf, s->database,
+    lcf->warehouse_pool = ngx_http_shop_pool_conf_get(cf, stock,
                                      timeout, (ngx_uint_t) s->warehouse_pool_size,
                                      (ngx_uint_t) s->pool_queue,
                                      (ngx_msec_t) s->pool_queue_timeout_ms,
@@ -314,6 +355,10 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
     if (lcf->warehouse_pool == NULL) {
         return NGX_ERROR;
     }
+
+    ngx_http_shop_pool_role(lcf->warehouse_pool, NGX_HTTP_SHOP_ROLE_STOCK,
+                            lcf->read_pool ? "stock:read" : "stock:primary",
+                            NULL);
 
     if (lcf->warehouses && lcf->warehouses->nelts) {
         lcf->warehouse_pools = ngx_palloc(cf->pool, lcf->warehouses->nelts
@@ -334,6 +379,10 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
             if (lcf->warehouse_pools[i] == NULL) {
                 return NGX_ERROR;
             }
+
+            ngx_http_shop_pool_role(lcf->warehouse_pools[i],
+                                    NGX_HTTP_SHOP_ROLE_STOCK, "warehouse:",
+                                    (const char *) wh[i].code.data);
         }
     }
 
@@ -347,6 +396,75 @@ ngx_http_shop_pool_conf(ngx_conf_t *cf, ngx_http_shop_loc_conf_t *lcf)
     *lp = lcf;
 
     return NGX_OK;
+}
+
+
+/*
+ * what a pool is for, and its label in GET /metrics: the first role's;
+ * a stock-check pool of shop_warehouse_database lines is named by their
+ * codes ("warehouse:north,south") as far as 39 bytes go
+ */
+
+static void
+ngx_http_shop_pool_role(ngx_http_shop_pool_conf_t *pcf, ngx_uint_t role,
+    const char *label, const char *code)
+{
+    u_char  *p, *last;
+    size_t   len, n;
+
+    pcf->roles |= role;
+
+    last = pcf->label + NGX_HTTP_SHOP_LABEL_LEN - 1;
+
+    if (pcf->label[0] == '\0') {
+        p = ngx_cpymem(pcf->label, label,
+                       ngx_min(ngx_strlen(label), (size_t) (last - pcf->label)));
+
+        if (code) {
+            n = ngx_min(ngx_strlen(code), (size_t) (last - p));
+            p = ngx_cpymem(p, code, n);
+        }
+
+        *p = '\0';
+        return;
+    }
+
+    if (code == NULL
+        || ngx_strncmp(pcf->label, label, ngx_strlen(label)) != 0)
+    {
+        return;
+    }
+
+    /* another code in the same database: added, unless there already */
+
+    len = ngx_strlen(code);
+    p = pcf->label + ngx_strlen(label);
+
+    for ( ;; ) {
+        n = ngx_strlen(p);
+
+        if (ngx_strlchr(p, p + n, ',')) {
+            n = ngx_strlchr(p, p + n, ',') - p;
+        }
+
+        if (n == len && ngx_strncmp(p, code, len) == 0) {
+            return;
+        }
+
+        if (p[n] != ',') {
+            break;
+        }
+
+        p += n + 1;
+    }
+
+    p = pcf->label + ngx_strlen((char *) pcf->label);
+
+    if (p + 1 + len <= last) {
+        *p++ = ',';
+        p = ngx_cpymem(p, code, len);
+        *p = '\0';
+    }
 }
 
 
@@ -618,15 +736,18 @@ ngx_http_shop_pool_start(ngx_cycle_t *cycle, ngx_http_shop_pool_conf_t *pcf,
         {
             pool->max_checked = 1;
 
-            if (!pcf->warehouse && !pp[i]->warehouse && pp[i]->pool
-                && pool->registry == NULL)
+            if ((pcf->roles & NGX_HTTP_SHOP_ROLE_PRIMARY)
+                && (pp[i]->roles & NGX_HTTP_SHOP_ROLE_PRIMARY)
+                && pp[i]->pool && pool->registry == NULL)
             {
                 pool->registry = pp[i]->pool->registry;
             }
         }
     }
 
-    if (!pcf->warehouse && pool->registry == NULL) {
+    /* a read replica's pool keeps no warehouse list: the primary's does */
+
+    if ((pcf->roles & NGX_HTTP_SHOP_ROLE_PRIMARY) && pool->registry == NULL) {
         pool->registry = ngx_http_shop_registry_create(pool, &pcf->name);
         if (pool->registry == NULL) {
             return NGX_ERROR;
@@ -645,10 +766,11 @@ ngx_http_shop_pool_start(ngx_cycle_t *cycle, ngx_http_shop_pool_conf_t *pcf,
 
         } else {
             ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                          "shop: pool for %V: %ui worker(s) x %ui "
+                          "shop: pool for %V (%s): %ui worker(s) x %ui "
                           "connection(s) = %ui; pipeline depth %ui, queue "
                           "%ui for %M ms, statement timeout %M ms",
-                          &pcf->name, workers, pcf->size, workers * pcf->size,
+                          &pcf->name, pcf->label, workers, pcf->size,
+                          workers * pcf->size,
                           pcf->depth, pcf->queue, pcf->queue_timeout,
                           pcf->statement_timeout);
         }
@@ -791,12 +913,31 @@ ngx_http_shop_pool_registry(ngx_http_shop_pool_t *pool)
 }
 
 
-/* requests: a plan on the shop's pool, the fast path */
+/*
+ * the shop's statements go to the shop's pool; those a replica may answer
+ * (SHOP_TARGET_READ) to the read replica's when there is one. Its pool
+ * down means 503 for them: no quiet move to the primary, which the
+ * replica is there to spare
+ */
+
+ngx_http_shop_pool_conf_t *
+ngx_http_shop_pool_for(ngx_http_shop_loc_conf_t *lcf, int target)
+{
+    if (target == SHOP_TARGET_READ && lcf->read_pool) {
+        return lcf->read_pool;
+    }
+
+    return lcf->pool;
+}
+
+
+/* requests: a plan on one of the shop's pools, the fast path */
 
 void
 ngx_http_shop_pool_run(ngx_http_shop_ctx_t *ctx)
 {
-    ngx_http_shop_job_t  *job;
+    ngx_http_shop_job_t        *job;
+    ngx_http_shop_pool_conf_t  *pcf;
 
     job = &ctx->job;
 
@@ -807,7 +948,11 @@ ngx_http_shop_pool_run(ngx_http_shop_ctx_t *ctx)
     job->data = ctx;
     job->log = ctx->request->connection->log;
 
-    ngx_http_shop_pool_submit(ctx->conf->pool->pool, job);
+    /* one pool for all of them: ngx_http_shop_fanout_needed() */
+
+    pcf = ngx_http_shop_pool_for(ctx->conf, ctx->core.queries[0].target);
+
+    ngx_http_shop_pool_submit(pcf->pool, job);
 }
 
 
@@ -877,10 +1022,7 @@ ngx_http_shop_pool_submit(ngx_http_shop_pool_t *pool, ngx_http_shop_job_t *job)
     }
 
     if (pool->nwaiting >= pool->conf->queue) {
-        ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                      "shop: all %ui connections to %V are busy and %ui "
-                      "requests wait: 503", pool->nconns, &pool->conf->name,
-                      pool->nwaiting);
+        ngx_http_shop_pool_full(pool, job->log, "its queue is full");
 
         ngx_http_shop_answer(job, SHOP_DB_UNAVAILABLE, &done);
         goto finish;
@@ -999,13 +1141,39 @@ ngx_http_shop_job_timeout(ngx_event_t *ev)
     pool->nwaiting--;
     job->waiting = 0;
 
-    ngx_log_error(NGX_LOG_INFO, ev->log, 0,
-                  "shop: no connection to %V within %M ms: 503",
-                  &pool->conf->name, pool->conf->queue_timeout);
+    ngx_http_shop_pool_full(pool, ev->log, "no connection came free in "
+                            "shop_pool_queue's time");
 
     ngx_queue_init(&done);
     ngx_http_shop_answer(job, SHOP_DB_UNAVAILABLE, &done);
     ngx_http_shop_pool_finish(&done, NULL);
+}
+
+
+/*
+ * the database cannot keep up (a warning: capacity), said at most once a
+ * second per pool with the number of such 503s meanwhile; a request's log
+ * has its request id
+ */
+
+static void
+ngx_http_shop_pool_full(ngx_http_shop_pool_t *pool, ngx_log_t *log,
+    const char *why)
+{
+    if (pool->said && ngx_current_msec - pool->said < 1000) {
+        pool->unsaid++;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "shop: 503: %V is busy (%ui connection(s), %ui request(s) "
+                  "waiting): %s; %ui such 503s not logged since the last "
+                  "such line",
+                  &pool->conf->name, pool->nconns, pool->nwaiting, why,
+                  pool->unsaid);
+
+    pool->said = ngx_current_msec ? ngx_current_msec : 1;
+    pool->unsaid = 0;
 }
 
 
@@ -1281,6 +1449,12 @@ ngx_http_shop_answer(ngx_http_shop_job_t *job, shop_db_status status,
 
     if (job->fail == SHOP_DB_OK) {
         job->fail = status;
+    }
+
+    /* never sent: it waited all the while */
+
+    if (job->op == NULL && job->queued_us) {
+        job->wait_us = ngx_http_shop_now_us() - job->queued_us;
     }
 
     job->op = NULL;
@@ -1921,8 +2095,7 @@ ngx_http_shop_conn_prepared(ngx_http_shop_conn_t *sc, PGresult *res,
         st = &shop_catalogue[pool->stmts[step]];
 
         if (status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_ABORTED) {
-            p = ngx_http_shop_pg_message(PQresultErrorMessage(res), msg,
-                                         sizeof(msg));
+            p = ngx_http_shop_pg_result_message(res, msg, sizeof(msg));
 
             ngx_log_error(level, pool->log,
                           0, "shop: statement %s cannot be prepared: %*s",
@@ -2217,6 +2390,99 @@ ngx_http_shop_notice(void *arg, const char *message)
 
     ngx_log_error(NGX_LOG_INFO, sc->pool->log, 0,
                   "shop: connection %ui: %*s", sc->number, p - msg, msg);
+}
+
+
+/* GET /metrics: this pool's connections by state, added to the figures */
+
+void
+ngx_http_shop_pool_gauges(ngx_http_shop_pool_t *pool, int64_t *idle,
+    int64_t *busy, int64_t *connecting, int64_t *broken, int64_t *waiting)
+{
+    ngx_uint_t             i;
+    ngx_http_shop_conn_t  *sc;
+
+    for (i = 0; i < pool->nconns; i++) {
+        sc = &pool->conns[i];
+
+        switch (sc->state) {
+
+        case NGX_HTTP_SHOP_READY:
+            if (sc->nflight) {
+                (*busy)++;
+
+            } else {
+                (*idle)++;
+            }
+
+            break;
+
+        case NGX_HTTP_SHOP_CONNECTING:
+        case NGX_HTTP_SHOP_PREPARING:
+            (*connecting)++;
+            break;
+
+        case NGX_HTTP_SHOP_DOWN:
+
+            /*
+             * kept up, or to be made again after a failure: broken; a
+             * stock-check connection nobody needs now is no connection
+             */
+
+            if (!pool->stopping
+                && (i < pool->warm || sc->timer.timer_set))
+            {
+                (*broken)++;
+            }
+
+            break;
+        }
+    }
+
+    *waiting += pool->nwaiting;
+}
+
+
+/*
+ * a failed statement for the log: its SQLSTATE and primary message, never
+ * DETAIL (key values, failing rows), CONTEXT or HINT, cut at len
+ */
+
+u_char *
+ngx_http_shop_pg_result_message(const PGresult *res, u_char *buf, size_t len)
+{
+    u_char      *p, *last;
+    const char  *code, *msg;
+
+    p = buf;
+    last = buf + len;
+
+    if (res == NULL) {
+        return ngx_http_shop_pg_message("no result", buf, len);
+    }
+
+    code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (code && len > 7) {
+        p = ngx_snprintf(p, last - p, "%s: ", code);
+    }
+
+    if (msg == NULL) {
+        msg = PQresStatus(PQresultStatus(res));
+    }
+
+    p = ngx_http_shop_pg_message(msg, p, last - p);
+
+    /* cut: said so */
+
+    if (p == last && len > 3) {
+        p[-3] = '.';
+        p[-2] = '.';
+        p[-1] = '.';
+    }
+
+    return p;
 }
 
 

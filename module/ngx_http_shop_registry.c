@@ -342,7 +342,6 @@ ngx_http_shop_registry_loaded(ngx_http_shop_job_t *job, ngx_uint_t sync)
     u_char                    *p;
     PGresult                  *res;
     ngx_uint_t                 level;
-    const char                *err;
     ngx_http_shop_registry_t  *reg;
     ngx_http_shop_snapshot_t  *snap;
     u_char                     msg[256];
@@ -382,8 +381,8 @@ ngx_http_shop_registry_loaded(ngx_http_shop_job_t *job, ngx_uint_t sync)
         }
 
     } else {
-        err = res ? PQresultErrorMessage(res) : "no connection";
-        p = ngx_http_shop_pg_message(err, msg, sizeof(msg));
+        p = res ? ngx_http_shop_pg_result_message(res, msg, sizeof(msg))
+                : ngx_http_shop_pg_message("no connection", msg, sizeof(msg));
 
         level = reg->failing ? NGX_LOG_INFO : NGX_LOG_WARN;
 

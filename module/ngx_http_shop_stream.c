@@ -185,6 +185,10 @@ ngx_http_shop_stream_start(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
 
     ngx_http_shop_subscribers++;
 
+    if (sub->kind == NGX_HTTP_SHOP_WS) {
+        ngx_http_shop_subscribers_ws++;
+    }
+
     /* the stream ends with its connection */
     r->keepalive = 0;
 
@@ -235,6 +239,10 @@ ngx_http_shop_stream_abort(void *data)
 
     if (sub->phase == NGX_HTTP_SHOP_SUB_HEAD) {
         ngx_http_shop_subscribers--;
+
+        if (sub->kind == NGX_HTTP_SHOP_WS) {
+            ngx_http_shop_subscribers_ws--;
+        }
     }
 }
 
@@ -567,9 +575,9 @@ ngx_http_shop_replay_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
 
         /* the database is away, or the pool full: again in a second */
 
-        p = ngx_http_shop_pg_message(res ? PQresultErrorMessage(res)
-                                         : "no database connection",
-                                     msg, sizeof(msg));
+        p = res ? ngx_http_shop_pg_result_message(res, msg, sizeof(msg))
+                : ngx_http_shop_pg_message("no database connection", msg,
+                                           sizeof(msg));
 
         ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                       "shop: stream: replay after %L failed: %*s",
@@ -679,6 +687,7 @@ ngx_http_shop_replay_render(ngx_http_shop_replay_t *rp, PGresult *res,
         }
 
         sub->events++;
+        ngx_http_shop_events_delivered++;
     }
 
     rp->upto = ngx_atoof((u_char *) PQgetvalue(res, (int) ready - 1,
@@ -984,6 +993,7 @@ ngx_http_shop_stream_write(ngx_http_shop_sub_t *sub)
 
                 sub->last_id = g->id;
                 sub->events++;
+                ngx_http_shop_events_delivered++;
                 sub->offset = 0;
                 sub->keep = 0;
                 sub->next = nx;
@@ -1521,6 +1531,10 @@ ngx_http_shop_stream_close(ngx_http_shop_sub_t *sub, ngx_uint_t reset,
     }
 
     ngx_http_shop_subscribers--;
+
+    if (sub->kind == NGX_HTTP_SHOP_WS) {
+        ngx_http_shop_subscribers_ws--;
+    }
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "shop: stream ended after %M ms, %uD events: %s",
