@@ -379,7 +379,9 @@ shop_nginx_add_module() {
     shop_nginx_add_main "$prefix" module "load_module $so;" || return 1
     shop_nginx_add_http "$prefix" module \
         "# the module's JSON log line per request (as shop-fcgi logs them)" \
-        "log_format shop_module_json escape=none '\$shop_log';" || return 1
+        "log_format shop_module_json escape=none '\$shop_log';" \
+        "# nginx's JSON access log with the module's variables: log_format shop_json" \
+        "include $SHOP_SRCDIR/conf/nginx-shop-log.conf;" || return 1
     shop_nginx_add_server "$prefix" "$name" "$SHOP_SRCDIR/conf/nginx-module.server.conf.in" "$@" \
         BASE_PATH="" BODY_LIMIT=1m POOL_SIZE=2 SETTINGS="" LOCATIONS="" \
         ACCESS_LOG="$prefix/logs/shop-$name.log shop_module_json"
