@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 
 n=0
 failed=0
-echo "1..21"
+echo "1..29"
 
 [ -r "$so" ] || { echo "Bail out! no module at $so"; exit 1; }
 so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
@@ -83,7 +83,8 @@ accept "the module loads; every directive at http level, shop; in locations" \
     "shop_body_limit 64k;" "shop_admin_token_file $work/token;" \
     "shop_webhook_secret_file $work/token;" "shop_stock_deadline 300ms;" \
     "shop_warehouse_pool_size 2;" "shop_event_retention 2h;" "shop_max_subscribers 100;" \
-    "shop_subscriber_buffer 64k;" \
+    "shop_subscriber_buffer 64k;" 'shop_read_database "host=/nonexistent/socket dbname=replica";' \
+    "shop_metrics_public off;" "shop_metrics_zone shop_metrics_test 512k;" \
     "server { $listen location / { shop; } location /api/ { shop; shop_pool_size 2; } }"
 
 accept "settings at server and location level, shop_pool_queue without a timeout" \
@@ -158,6 +159,39 @@ refuse "shop_warehouse_database twice for one code at one level" \
 refuse "shop_warehouse_database that libpq cannot parse" \
     'invalid value in "shop_warehouse_database" directive: missing "=" after "wh"' \
     "$db" 'shop_warehouse_database north "wh";'
+
+accept "shop_metrics_zone without a size; shop_read_database \"\" turns an inherited one off" \
+    "$db" "shop_metrics_zone m;" 'shop_read_database "dbname=replica";' \
+    "server { $listen location = /metrics { allow 127.0.0.1; deny all; shop; shop_metrics_public on; }" \
+    "  location / { shop; shop_read_database \"\"; } }"
+
+refuse "shop_metrics_zone smaller than its counters and slots" \
+    'zone "m" is too small in "shop_metrics_zone" directive: 64k, it needs at least [0-9]+k' \
+    "$db" "shop_metrics_zone m 64k;" "server { $listen location / { shop; } }"
+
+refuse "shop_metrics_zone with a size that is not one" \
+    'invalid zone size "12q" in "shop_metrics_zone" directive' \
+    "$db" "shop_metrics_zone m 12q;"
+
+refuse "shop_metrics_zone twice" \
+    '"shop_metrics_zone" directive is duplicate' \
+    "$db" "shop_metrics_zone m;" "shop_metrics_zone n 1m;"
+
+refuse "shop_metrics_zone in a server: one zone for all, http level only" \
+    '"shop_metrics_zone" directive is not allowed here' \
+    "$db" "server { $listen shop_metrics_zone m; }"
+
+refuse "shop_metrics_public neither on nor off" \
+    '"shop_metrics_public" directive: metrics_public: "maybe" is not on or off' \
+    "$db" "shop_metrics_public maybe;"
+
+refuse "shop_read_database that libpq cannot parse" \
+    'invalid value in "shop_read_database" directive: missing "=" after "replica"' \
+    "$db" 'shop_read_database "replica";' "server { $listen location / { shop; } }"
+
+refuse "shop_read_database with an unknown option" \
+    'invalid value in "shop_read_database" directive: invalid connection option "colour"' \
+    "$db" 'shop_read_database "dbname=replica colour=blue";'
 
 refuse "shop; outside a location" \
     '"shop" directive is not allowed here' \
