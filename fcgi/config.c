@@ -98,6 +98,61 @@ fcgi_config_secret(const char *var, const char *path, const char **out, size_t *
     return 0;
 }
 
+/* A connection string libpq cannot parse fails here, at start-up, not at
+ * every connect. libpq's message quotes the offending part, which may be
+ * the password (an URI with a bad percent-escape quotes all of it): it is
+ * printed only for strings that hold no password. */
+static int
+fcgi_config_dsn(const char *var, const char *dsn)
+{
+    char *msg = NULL, line[256];
+    PQconninfoOption *opts;
+
+    if (dsn == NULL || dsn[0] == '\0') {
+        return 0;
+    }
+    opts = PQconninfoParse(dsn, &msg);
+    if (opts != NULL) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    if (msg == NULL) {
+        fprintf(stderr, FCGI_PROG ": %s: out of memory\n", var);
+    } else if (strstr(dsn, "password") != NULL || strchr(dsn, '@') != NULL) {
+        fprintf(stderr, FCGI_PROG ": %s: not a valid libpq connection string or URL (libpq's "
+                "message is left out: it would quote the string, which may hold a password)\n",
+                var);
+    } else {
+        fprintf(stderr, FCGI_PROG ": %s: not a valid libpq connection string or URL: %s\n", var,
+                fcgi_pg_message(msg, line, sizeof(line)));
+    }
+    PQfreemem(msg);
+    return -1;
+}
+
+/* Every SHOP_WAREHOUSE_<CODE>_DATABASE in the environment. */
+static int
+fcgi_config_warehouse_dsns(void)
+{
+    char var[128];
+
+    for (char **e = environ; *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t n = eq != NULL ? (size_t) (eq - *e) : 0;
+
+        if (n < sizeof(var) && n > sizeof("SHOP_WAREHOUSE__DATABASE") - 1
+            && strncmp(*e, "SHOP_WAREHOUSE_", 15) == 0
+            && strncmp(eq - 9, "_DATABASE", 9) == 0) {
+            memcpy(var, *e, n);
+            var[n] = '\0';
+            if (fcgi_config_dsn(var, eq + 1) != 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* The check names the setting ("base_path: ..."); the operator set a
  * variable, so name that too. */
 static void
@@ -145,6 +200,11 @@ fcgi_config_load(shop_settings *s, int read_secrets)
 
     if (shop_settings_check(s, SHOP_SET_FCGI, err, sizeof(err)) != 0) {
         fcgi_config_complain(err);
+        return -1;
+    }
+    if (fcgi_config_dsn("SHOP_DATABASE_URL", s->database) != 0
+        || fcgi_config_dsn("SHOP_READ_DATABASE_URL", s->read_database) != 0
+        || fcgi_config_warehouse_dsns() != 0) {
         return -1;
     }
 

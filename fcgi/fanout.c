@@ -65,6 +65,7 @@ struct fcgi_target {
     int64_t          retry_at;     /* when down: the next background try */
     int              bg;           /* background connects in flight */
     int              connecting;   /* requests' connects in flight */
+    int              waiting;      /* queries waiting for a connection (FQ_WAIT) */
 };
 
 /* A connection the maintenance thread drives: connecting, then preparing
@@ -77,6 +78,7 @@ typedef struct {
     short          events;
     fcgi_bg_state  state;
     int64_t        deadline;
+    int            failed;         /* BG_PREPARE: an error result came */
 } fcgi_bg;
 
 /* The statement warehouse connections prepare; others go as SQL text. */
@@ -111,10 +113,12 @@ fcgi_fanout_wake(void)
     }
 }
 
-/* SHOP_WAREHOUSE_<CODE>_DATABASE: upper case, '-' as '_'. */
+/* SHOP_WAREHOUSE_<CODE>_DATABASE: upper case, '-' as '_'; without one the
+ * read replica (read_database), else the shop's database. */
 static const char *
 fcgi_fanout_dsn(const char *code)
 {
+    const shop_settings *s = fanout.settings;
     char name[128];
     size_t n = 0;
     const char *v;
@@ -125,7 +129,11 @@ fcgi_fanout_dsn(const char *code)
     }
     memcpy(name + n, "_DATABASE", sizeof("_DATABASE"));
     v = getenv(name);
-    return v != NULL && v[0] != '\0' ? v : fanout.settings->database;
+    if (v != NULL && v[0] != '\0') {
+        return v;
+    }
+    return s->read_database != NULL && s->read_database[0] != '\0' ? s->read_database
+                                                                    : s->database;
 }
 
 fcgi_target *
@@ -367,6 +375,9 @@ fcgi_fq_acquire(fcgi_fq *f, shop_result *r)
     int connect = 0;
 
     pthread_mutex_lock(&t->lock);
+    if (f->state == FQ_WAIT) {
+        t->waiting--;               /* counted again below if it still waits */
+    }
     if (t->down != SHOP_DB_OK) {
         shop_db_status down = t->down;
         pthread_mutex_unlock(&t->lock);
@@ -386,6 +397,8 @@ fcgi_fq_acquire(fcgi_fq *f, shop_result *r)
         t->total++;
         t->connecting++;
         connect = 1;
+    } else if (conn == NULL) {
+        t->waiting++;
     }
     pthread_mutex_unlock(&t->lock);
 
@@ -453,6 +466,14 @@ fcgi_fq_flush(fcgi_fq *f, shop_result *r)
     }
 }
 
+static const char *
+fcgi_sqlstate(const PGresult *res)
+{
+    const char *v = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    return v != NULL ? v : "";
+}
+
 static void
 fcgi_fq_read(fcgi_fq *f, const shop_query *q, shop_result *r, PGresult **resp,
              const shop_ctx *c)
@@ -484,6 +505,12 @@ fcgi_fq_read(fcgi_fq *f, const shop_query *q, shop_result *r, PGresult **resp,
     if (f->fresh && PQstatus(f->conn) == CONNECTION_OK
         && PQtransactionStatus(f->conn) == PQTRANS_IDLE) {
         fcgi_target_adopt(f->t, f->conn, POLLOUT, BG_PREPARE_SEND);
+    } else if (*resp != NULL && PQresultStatus(*resp) == PGRES_FATAL_ERROR
+               && strcmp(fcgi_sqlstate(*resp), "26000") == 0) {
+        /* Its statement is not prepared (the database was replaced?): a
+         * new connection prepares it again. */
+        PQfinish(f->conn);
+        fcgi_target_drop(f->t, SHOP_DB_OK);
     } else {
         fcgi_target_release(f->t, f->conn);
     }
@@ -557,6 +584,10 @@ fcgi_fq_expire(fcgi_fq *f, shop_result *r)
         fcgi_target_drop(f->t, SHOP_DB_OK);
         break;
     case FQ_WAIT:
+        pthread_mutex_lock(&f->t->lock);
+        f->t->waiting--;
+        pthread_mutex_unlock(&f->t->lock);
+        break;
     case FQ_DONE:
         break;
     }
@@ -575,7 +606,7 @@ fcgi_fanout_exec(const shop_ctx *c, fcgi_target *const *targets, int ntargets,
 
     if (fq == NULL || pfd == NULL || map == NULL) {
         for (int i = 0; i < n; i++) {
-            if (c->queries[i].target != SHOP_TARGET_PRIMARY) {
+            if (c->queries[i].target >= SHOP_TARGET_WAREHOUSE(0)) {
                 shop_result_fail(&results[i], SHOP_DB_ERROR);
             }
         }
@@ -592,8 +623,8 @@ fcgi_fanout_exec(const shop_ctx *c, fcgi_target *const *targets, int ntargets,
         int64_t ms = q->deadline_ms > 0 ? q->deadline_ms : fanout.settings->stock_deadline_ms;
 
         fq[i].state = FQ_DONE;
-        if (q->target == SHOP_TARGET_PRIMARY) {
-            continue;               /* not ours */
+        if (q->target < SHOP_TARGET_WAREHOUSE(0)) {
+            continue;               /* not ours: the shop's or the read pool */
         }
         if (w < 0 || w >= ntargets || targets[w] == NULL) {
             shop_result_fail(&results[i], SHOP_DB_ERROR);
@@ -702,6 +733,59 @@ fcgi_fanout_exec(const shop_ctx *c, fcgi_target *const *targets, int ntargets,
 }
 
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+/* "warehouse:north,south": the codes of wh that t serves (else the first
+ * code that used it). */
+static void
+fcgi_fanout_label(char *out, size_t size, const fcgi_target *t, const fcgi_warehouses *wh)
+{
+    size_t n = (size_t) snprintf(out, size, "warehouse:");
+    int any = 0;
+
+    for (int k = 0; wh != NULL && k < wh->n && n < size; k++) {
+        if (wh->targets[k] == t) {
+            n += (size_t) snprintf(out + n, size - n, "%s%s", any ? "," : "", wh->codes[k]);
+            any = 1;
+        }
+    }
+    if (!any && n < size) {
+        snprintf(out + n, size - n, "%s", t->label);
+    }
+}
+
+int
+fcgi_fanout_gauges(shop_metrics_gauges *g, int from, int64_t *waiting,
+                   const fcgi_warehouses *wh)
+{
+    const shop_settings *s = fanout.settings;
+    int i = from;
+
+    pthread_mutex_lock(&fanout.lock);
+    for (fcgi_target *t = fanout.targets; t != NULL && i < SHOP_METRICS_TARGETS; t = t->next) {
+        /* Named by role, as the module names them: the shop's database,
+         * the replica, else a warehouse's own database by its codes. */
+        if (strcmp(t->dsn, s->database) == 0) {
+            snprintf(g->target[i], sizeof(g->target[i]), "stock:primary");
+        } else if (s->read_database != NULL && strcmp(t->dsn, s->read_database) == 0) {
+            snprintf(g->target[i], sizeof(g->target[i]), "stock:read");
+        } else {
+            fcgi_fanout_label(g->target[i], sizeof(g->target[i]), t, wh);
+        }
+        pthread_mutex_lock(&t->lock);
+        g->idle[i] = t->nidle;
+        g->connecting[i] = t->connecting + t->bg;
+        g->busy[i] = t->total - t->nidle - t->connecting - t->bg;
+        g->broken[i] = t->down != SHOP_DB_OK && t->size > t->total ? t->size - t->total : 0;
+        *waiting += t->waiting;
+        pthread_mutex_unlock(&t->lock);
+        i++;
+    }
+    pthread_mutex_unlock(&fanout.lock);
+    return i;
+}
+
+
 /* ---- the maintenance thread ----------------------------------------------- */
 
 /* Starts the connects the targets need: down ones due for a try, and up
@@ -802,16 +886,19 @@ fcgi_bg_prepare_send(fcgi_bg *b)
     }
     rc = PQflush(b->conn);
     b->state = BG_PREPARE;
+    b->failed = 0;
     b->events = rc == 1 ? POLLIN | POLLOUT : POLLIN;
     return rc < 0 ? -1 : 0;
 }
 
-/* 1 when the PREPARE succeeded, 0 while it runs, -1 when it failed. */
+/* 1 when the PREPARE succeeded, 0 while it runs, -1 when it failed. The
+ * error and the end of the results may come in different reads: the
+ * failure is kept in b->failed until the end (else a connection without
+ * the statement was pooled, and every check on it failed). */
 static int
 fcgi_bg_prepare_step(fcgi_bg *b)
 {
     PGresult *res;
-    int ok = 1;
 
     if (b->events & POLLOUT) {
         int rc = PQflush(b->conn);
@@ -826,7 +913,7 @@ fcgi_bg_prepare_step(fcgi_bg *b)
     while (!PQisBusy(b->conn)) {
         res = PQgetResult(b->conn);
         if (res == NULL) {
-            return ok ? 1 : -1;
+            return b->failed ? -1 : 1;
         }
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             char msg[256];
@@ -839,7 +926,7 @@ fcgi_bg_prepare_step(fcgi_bg *b)
                          b->t->label, shop_catalogue[FCGI_WH_STMT].name,
                          fcgi_pg_message(PQresultErrorMessage(res), msg, sizeof(msg)));
             }
-            ok = 0;
+            b->failed = 1;
         }
         PQclear(res);
     }

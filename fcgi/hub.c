@@ -116,6 +116,17 @@ fcgi_hub_unreserve(void)
     pthread_mutex_unlock(&hub.lock);
 }
 
+int
+fcgi_hub_streams(void)
+{
+    int n;
+
+    pthread_mutex_lock(&hub.lock);
+    n = hub.streams;
+    pthread_mutex_unlock(&hub.lock);
+    return n;
+}
+
 fcgi_sub *
 fcgi_hub_subscribe(int fd, unsigned topics)
 {
@@ -275,6 +286,7 @@ fcgi_hub_sweep_locked(void)
             && now - sub->writing >= FCGI_HUB_STALL_US) {
             /* It does not read: end it, and the write blocked on it. */
             sub->dropped = 1;
+            fcgi_metrics_dropped();
             shutdown(sub->fd, SHUT_RDWR);
             pthread_cond_broadcast(&hub.cond);
         }
@@ -351,6 +363,24 @@ fcgi_hub_stopping(void)
     pthread_mutex_unlock(&hub.lock);
 }
 
+/* While the database is down the hub tries once a second: the first
+ * failure is logged, then one every FCGI_HUB_REMIND_US. */
+#define FCGI_HUB_REMIND_US  30000000
+
+static int64_t fcgi_hub_warned;      /* the LISTEN thread's; 0: up */
+
+static void
+fcgi_hub_failed(const char *what, const char *why)
+{
+    int64_t now = fcgi_now_us();
+
+    if (fcgi_hub_warned == 0 || now - fcgi_hub_warned >= FCGI_HUB_REMIND_US) {
+        fcgi_log(FCGI_LOG_WARN, "events: %s%s%s; retrying every second", what,
+                 why[0] != '\0' ? ": " : "", why);
+        fcgi_hub_warned = now;
+    }
+}
+
 /* Connects, LISTENs and, the first time, finds where the live feed starts. */
 static PGconn *
 fcgi_hub_connect(void)
@@ -359,22 +389,21 @@ fcgi_hub_connect(void)
     PGconn *conn;
     PGresult *res;
 
-    conn = fcgi_pg_connect(hub.settings, FCGI_PROG " events", hub.settings->statement_timeout_ms,
-                           err, sizeof(err));
+    conn = fcgi_pg_connect(hub.settings->database, FCGI_PROG " events",
+                           hub.settings->statement_timeout_ms, err, sizeof(err));
     if (conn == NULL) {
-        fcgi_log(FCGI_LOG_WARN, "events: %s", err);
+        fcgi_hub_failed(err, "");
         return NULL;
     }
     if (fcgi_pg_prepare(conn, err, sizeof(err)) != 0) {
-        fcgi_log(FCGI_LOG_WARN, "events: %s", err);
+        fcgi_hub_failed(err, "");
         PQfinish(conn);
         return NULL;
     }
     /* LISTEN before reading: a change committed in between wakes us. */
     res = PQexec(conn, "LISTEN shop_events");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fcgi_log(FCGI_LOG_WARN, "events: LISTEN failed: %s",
-                 fcgi_pg_message(PQerrorMessage(conn), err, sizeof(err)));
+        fcgi_hub_failed("LISTEN failed", fcgi_pg_message(PQerrorMessage(conn), err, sizeof(err)));
         PQclear(res);
         PQfinish(conn);
         return NULL;
@@ -384,8 +413,8 @@ fcgi_hub_connect(void)
         res = PQexecPrepared(conn, shop_catalogue[SHOP_STMT_EVENTS_HEAD].name, 0, NULL, NULL,
                              NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-            fcgi_log(FCGI_LOG_WARN, "events: events_head failed: %s",
-                     fcgi_pg_message(PQerrorMessage(conn), err, sizeof(err)));
+            fcgi_hub_failed("events_head failed",
+                            fcgi_pg_message(PQerrorMessage(conn), err, sizeof(err)));
             PQclear(res);
             PQfinish(conn);
             return NULL;
@@ -397,6 +426,7 @@ fcgi_hub_connect(void)
         PQfinish(conn);
         return NULL;
     }
+    fcgi_hub_warned = 0;
     return conn;
 }
 

@@ -43,7 +43,8 @@ fcgi_check(const shop_settings *s)
     PGconn *conn;
     int rc;
 
-    conn = fcgi_pg_connect(s, FCGI_PROG " check", s->statement_timeout_ms, err, sizeof(err));
+    conn = fcgi_pg_connect(s->database, FCGI_PROG " check", s->statement_timeout_ms, err,
+                           sizeof(err));
     if (conn == NULL) {
         fprintf(stderr, FCGI_PROG " check: %s\n", err);
         return 1;

@@ -327,7 +327,7 @@ fcgi_migrate(const shop_settings *s, const char *dir)
     }
 
     /* No statement timeout: a migration may rewrite a big table. */
-    conn = fcgi_pg_connect(s, FCGI_PROG " migrate", 0, err, sizeof(err));
+    conn = fcgi_pg_connect(s->database, FCGI_PROG " migrate", 0, err, sizeof(err));
     if (conn == NULL) {
         fprintf(stderr, FCGI_PROG " migrate: %s\n", err);
         rc = 1;

@@ -43,7 +43,7 @@ fcgi_pg_quiet(PGconn *conn)
 }
 
 PGconn *
-fcgi_pg_connect(const shop_settings *s, const char *app, int64_t statement_timeout_ms,
+fcgi_pg_connect(const char *dsn, const char *app, int64_t statement_timeout_ms,
                 char *err, size_t errlen)
 {
     char options[160], msg[256];
@@ -59,7 +59,7 @@ fcgi_pg_connect(const shop_settings *s, const char *app, int64_t statement_timeo
         "application_name", "connect_timeout", "dbname", "options", NULL
     };
     const char *const values[] = {
-        app, "2", s->database, options, NULL
+        app, "2", dsn, options, NULL
     };
 
     conn = PQconnectdbParams(keys, values, 1);

@@ -320,7 +320,7 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     fcgi_warehouses *wh;
     int64_t t0, db_us = 0, wait_us = 0;
     fcgi_sse *stream = NULL;
-    int streaming = 0;
+    int streaming = 0, status = 0;
 
     t0 = fcgi_now_us();
     shop_arena_init(&arena, fcgi_blocks_grow, &w->blocks);
@@ -354,6 +354,11 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
         req.warehouses = wh->codes;
         req.nwarehouses = wh->n;
     }
+    /* The router matches "/metrics" byte for byte: only that path reads
+     * the gauges (the pools' and the hub's locks). */
+    if ((req.method & (SHOP_GET | SHOP_HEAD)) && shop_str_eq(req.path, "/metrics")) {
+        req.metrics = fcgi_metrics_view(&arena, w->pool, w->read_pool);
+    }
 
     shop_begin(&c, &arena, w->settings, &req);
 
@@ -367,17 +372,23 @@ fcgi_request_handle(fcgi_worker *w, FCGX_Request *rq)
     }
     if (c.nqueries > 0 && (results == NULL || res == NULL)) {
         fcgi_response_oom(rq->out, c.request_id);
+        status = 500;
         res = NULL;
     } else if (stream == NULL) {
         if (c.nqueries > 0) {
-            fcgi_exec_plan(w->pool, &c, wh, results, res, &db_us, &wait_us);
+            fcgi_exec_plan(w->pool, w->read_pool, &c, wh, results, res, &db_us, &wait_us);
             shop_finish(&c, results);
             fcgi_request_after(&c, &req);
         }
         fcgi_response_write(rq->out, &c.resp, req.method == SHOP_HEAD);
     }
 
-    shop_str line = shop_log_line(&c, params[P_REQUEST_METHOD], fcgi_now_us() - t0, db_us, wait_us);
+    /* Counted once, here: an event stream when its head is written. */
+    int64_t total_us = fcgi_now_us() - t0;
+    fcgi_metrics_observe(&c, status != 0 ? status : c.resp.status, total_us, db_us,
+                         c.nqueries > 0 && res != NULL);
+
+    shop_str line = shop_log_line(&c, params[P_REQUEST_METHOD], total_us, db_us, wait_us);
     char *nl = shop_alloc(&arena, line.n + 1);
     if (nl != NULL && line.n > 0) {
         memcpy(nl, line.p, line.n);

@@ -1,7 +1,9 @@
 /* Serving: check the database once, start the background threads (the
  * warehouse registry and the stock check's connections, the event hub,
  * retention), then N threads accept on fd 0 (the socket spawn-fcgi hands
- * over) until a signal stops them. An event stream moves to a thread of its
+ * over) until a signal stops them: the listener then refuses new
+ * connections, and the threads answer every request accepted or queued
+ * before they end (signals.c). An event stream moves to a thread of its
  * own, so a request thread is never held by one. */
 #include "shop_fcgi.h"
 
@@ -11,11 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <fcgiapp.h>
 
 /* The accept lock, as in libfcgi's threaded example: one thread in accept. */
 static pthread_mutex_t fcgi_accept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Requests being handled, and those finished after the stop signal (logs). */
+static int fcgi_busy;
+static int fcgi_drained;
+static int fcgi_foreign_stop;
 
 static void *
 fcgi_worker_run(void *arg)
@@ -39,13 +47,28 @@ fcgi_worker_run(void *arg)
             FCGX_InitRequest(rq, 0, 0);
         }
 
+        /* After a stop signal too: until fcgi_listen_stop() shut the
+         * listener and its queue is empty, accept() still hands out the
+         * connections the kernel queued, and each is answered. */
         pthread_mutex_lock(&fcgi_accept_lock);
-        rc = fcgi_stopping() ? -1 : FCGX_Accept_r(rq);
+        rc = FCGX_Accept_r(rq);
         pthread_mutex_unlock(&fcgi_accept_lock);
 
         if (rc < 0) {
             if (fcgi_stopping()) {
                 break;
+            }
+            if (rc == -EINVAL) {
+                /* The listener was shut down, not by us: another process
+                 * sharing the socket (spawn-fcgi -F N) got a stop signal.
+                 * Stop too, rather than fail every accept from now on. */
+                if (!__atomic_exchange_n(&fcgi_foreign_stop, 1, __ATOMIC_RELAXED)) {
+                    fcgi_log(FCGI_LOG_WARN, "the listening socket was shut down by another "
+                             "process sharing it; stopping (run one shop-fcgi per socket)");
+                    kill(getpid(), SIGTERM);
+                }
+                fcgi_stop_wait(1000);
+                continue;
             }
             /* EMFILE and the like: do not spin, try again. */
             fcgi_log(FCGI_LOG_ERROR, "thread %d: accept failed: %s", w->index,
@@ -54,10 +77,20 @@ fcgi_worker_run(void *arg)
             continue;
         }
 
+        __atomic_fetch_add(&fcgi_busy, 1, __ATOMIC_RELAXED);
         if (fcgi_request_handle(w, rq)) {
             rq = NULL;
         } else {
             FCGX_Finish_r(rq);
+            /* A kept connection (fastcgi_keep_conn) would hold this thread
+             * in the next accept: when stopping, close it. */
+            if (fcgi_stopping() && rq->ipcFd >= 0) {
+                FCGX_Free(rq, 1);
+            }
+        }
+        __atomic_fetch_sub(&fcgi_busy, 1, __ATOMIC_RELAXED);
+        if (fcgi_stopping()) {
+            __atomic_fetch_add(&fcgi_drained, 1, __ATOMIC_RELAXED);
         }
     }
 
@@ -69,32 +102,31 @@ fcgi_worker_run(void *arg)
     return NULL;
 }
 
-/* The start-up check: a schema that does not match the code stops us here;
- * a database that is merely down does not, the pool answers 503 until it
- * is back. */
+/* The start-up check of a pool's database (the shop's, the read replica):
+ * a schema that does not match the code stops us here; a database that is
+ * merely down does not, its pool answers 503 until it is back. A ready
+ * connection joins the pool. */
 static int
-fcgi_serve_check(const shop_settings *s, PGconn **out)
+fcgi_serve_check(const shop_settings *s, fcgi_pool *pool, const char *name, const char *dsn,
+                 const char *app, PGconn **out)
 {
     char err[512];
     PGconn *conn;
     int rc;
 
-    conn = fcgi_pg_connect(s, FCGI_PROG, s->statement_timeout_ms, err, sizeof(err));
+    conn = fcgi_pg_connect(dsn, app, s->statement_timeout_ms, err, sizeof(err));
     if (conn == NULL) {
-        fcgi_log(FCGI_LOG_WARN, "database unavailable at start-up, answering 503 until it is "
-                 "back: %s", err);
+        fcgi_pool_down(pool, err);
         return 0;
     }
     rc = fcgi_pg_prepare(conn, err, sizeof(err));
     if (rc == FCGI_PG_WRONG) {
-        fcgi_log(FCGI_LOG_ERROR, "catalogue mismatch, not serving: %s", err);
-        fprintf(stderr, FCGI_PROG ": catalogue mismatch: %s\n", err);
+        fcgi_log(FCGI_LOG_ERROR, "%s database: catalogue mismatch, not serving: %s", name, err);
         PQfinish(conn);
         return -1;
     }
     if (rc != 0) {
-        fcgi_log(FCGI_LOG_WARN, "database unavailable at start-up, answering 503 until it is "
-                 "back: %s", err);
+        fcgi_pool_down(pool, err);
         PQfinish(conn);
         return 0;
     }
@@ -107,8 +139,10 @@ fcgi_serve(const shop_settings *s)
 {
     sigset_t block, old;
     fcgi_worker *workers;
-    fcgi_pool *pool;
-    PGconn *conn = NULL;
+    fcgi_pool *pool, *read_pool = NULL;
+    PGconn *conn = NULL, *read_conn = NULL;
+    int replica = s->read_database != NULL && s->read_database[0] != '\0';
+    int64_t t0;
     int n = (int) s->threads, started = 0, rc = 0, background = 0;
 
     fcgi_signals_install();
@@ -123,18 +157,30 @@ fcgi_serve(const shop_settings *s)
         return 2;
     }
 
-    pool = fcgi_pool_create(s);
+    fcgi_metrics_start();
+    pool = fcgi_pool_create(s, "primary", s->database, FCGI_PROG);
+    if (replica) {
+        read_pool = fcgi_pool_create(s, "read", s->read_database, FCGI_PROG " read");
+    }
     workers = calloc((size_t) n, sizeof(*workers));
-    if (pool == NULL || workers == NULL) {
+    if (pool == NULL || workers == NULL || (replica && read_pool == NULL)) {
         fprintf(stderr, FCGI_PROG ": out of memory\n");
         fcgi_pool_destroy(pool);
+        fcgi_pool_destroy(read_pool);
         free(workers);
         return 1;
     }
-    if (fcgi_serve_check(s, &conn) != 0) {
+    if (fcgi_serve_check(s, pool, "primary", s->database, FCGI_PROG, &conn) != 0
+        || (replica && fcgi_serve_check(s, read_pool, "read", s->read_database,
+                                        FCGI_PROG " read", &read_conn) != 0)) {
+        PQfinish(conn);
         fcgi_pool_destroy(pool);
+        fcgi_pool_destroy(read_pool);
         free(workers);
         return 1;
+    }
+    if (read_conn != NULL) {
+        fcgi_pool_adopt(read_pool, read_conn);
     }
 
     /* No thread but this one takes the stop signals: it only waits, so no
@@ -170,6 +216,7 @@ fcgi_serve(const shop_settings *s)
         workers[i].index = i;
         workers[i].settings = s;
         workers[i].pool = pool;
+        workers[i].read_pool = read_pool;
         errno = pthread_create(&workers[i].tid, NULL, fcgi_worker_run, &workers[i]);
         if (errno != 0) {
             fcgi_log(FCGI_LOG_ERROR, "cannot start thread %d: %s", i, strerror(errno));
@@ -183,8 +230,9 @@ fcgi_serve(const shop_settings *s)
         rc = 1;
         raise(SIGTERM);             /* the background threads stop on it */
     } else {
-        fcgi_log(FCGI_LOG_INFO, "serving with %d threads, pool of %lld connections",
-                 started, (long long) s->pool_size);
+        fcgi_log(FCGI_LOG_INFO, "serving with %d threads, pool of %lld connections%s",
+                 started, (long long) s->pool_size,
+                 replica ? ", and as many to the read replica" : "");
     }
     if (started < n) {
         /* Stop the ones already running the way a signal would. */
@@ -192,8 +240,26 @@ fcgi_serve(const shop_settings *s)
         rc = 1;
     }
 
+    /* The main thread takes the stop signals (the others block them) and
+     * waits for one; then the listener stops taking new connections, and
+     * the request threads answer what was accepted or queued, and end. */
+    while (!fcgi_stop_wait(60000)) {
+        /* serving */
+    }
+    t0 = fcgi_now_us();
+    if (started > 0) {
+        fcgi_log(FCGI_LOG_INFO, "stop signal: refusing new connections; answering the %d "
+                 "requests in flight and those in the accept queue",
+                 __atomic_load_n(&fcgi_busy, __ATOMIC_RELAXED));
+    }
+    fcgi_listen_stop();
     for (int i = 0; i < started; i++) {
         pthread_join(workers[i].tid, NULL);
+    }
+    if (started > 0) {
+        fcgi_log(FCGI_LOG_INFO, "request threads done: %d requests answered after the stop "
+                 "signal, in %lld ms", __atomic_load_n(&fcgi_drained, __ATOMIC_RELAXED),
+                 (long long) ((fcgi_now_us() - t0) / 1000));
     }
 
     /* Streams end first (they use the pool), then the rest. */
@@ -210,6 +276,7 @@ fcgi_serve(const shop_settings *s)
         fcgi_fanout_stop();
     }
     fcgi_pool_destroy(pool);
+    fcgi_pool_destroy(read_pool);
     free(workers);
     if (rc == 0) {
         fcgi_log(FCGI_LOG_INFO, "stopped");

@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "metrics.h"
 #include "shop.h"
 
 #define FCGI_PROG "shop-fcgi"
@@ -47,8 +48,9 @@ int64_t fcgi_wall_ms(void);           /* since the epoch */
 #define FCGI_PG_DOWN  (-2)            /* the database did not answer */
 #define FCGI_PG_WRONG (-1)            /* it answered, but not as the catalogue expects */
 
-/* statement_timeout_ms 0: none. Returns the connection or NULL with err set. */
-PGconn *fcgi_pg_connect(const shop_settings *s, const char *app, int64_t statement_timeout_ms,
+/* dsn: s->database, s->read_database. statement_timeout_ms 0: none.
+ * Returns the connection or NULL with err set. */
+PGconn *fcgi_pg_connect(const char *dsn, const char *app, int64_t statement_timeout_ms,
                         char *err, size_t errlen);
 /* Prepares and checks every catalogue statement: 0, FCGI_PG_WRONG or FCGI_PG_DOWN. */
 int  fcgi_pg_prepare(PGconn *conn, char *err, size_t errlen);
@@ -58,16 +60,25 @@ void fcgi_pg_quiet(PGconn *conn);
 const char *fcgi_pg_message(const char *msg, char *out, size_t outlen);
 
 
-/* pool.c: connections shared by the request threads. */
+/* pool.c: connections shared by the request threads: one for the shop's
+ * database, one for the read replica when read_database is set. */
 
 typedef struct fcgi_pool fcgi_pool;
 
-fcgi_pool *fcgi_pool_create(const shop_settings *s);
+/* name: "primary" or "read" (logs, metrics); app: application_name. The
+ * strings must outlive the pool. */
+fcgi_pool *fcgi_pool_create(const shop_settings *s, const char *name, const char *dsn,
+                            const char *app);
 /* Hands over a ready connection made at start-up. */
 void  fcgi_pool_adopt(fcgi_pool *p, PGconn *conn);
+/* The start-up connect failed (err): down, as after a failed connect. */
+void  fcgi_pool_down(fcgi_pool *p, const char *err);
 /* A connection, or NULL when none comes in time (the request answers 503). */
 PGconn *fcgi_pool_acquire(fcgi_pool *p);
 void  fcgi_pool_release(fcgi_pool *p, PGconn *conn);
+/* Adds idle, busy, connecting and broken (slots a down database leaves
+ * empty) to gauges[0..3], requests waiting to *waiting. */
+void  fcgi_pool_gauges(fcgi_pool *p, int64_t gauges[4], int64_t *waiting);
 void  fcgi_pool_destroy(fcgi_pool *p);
 
 
@@ -90,6 +101,12 @@ void fcgi_fanout_size(fcgi_target *t, int warehouses);
  * SHOP_TARGET_WAREHOUSE(i); results and res as for fcgi_exec_plan(). */
 void fcgi_fanout_exec(const shop_ctx *c, fcgi_target *const *targets, int ntargets,
                       shop_result *results, PGresult **res, int64_t *db_us);
+struct fcgi_warehouses;
+/* The targets' pools as gauges g->target[from...] ("stock:primary",
+ * "stock:read", "warehouse:<codes of wh it serves>"), queries waiting
+ * added to *waiting; returns the next free index. */
+int  fcgi_fanout_gauges(shop_metrics_gauges *g, int from, int64_t *waiting,
+                        const struct fcgi_warehouses *wh);
 
 
 /* registry.c: the warehouse codes this process knows, from warehouse_list:
@@ -116,9 +133,13 @@ void fcgi_registry_added(const char *code, size_t len);
 
 /* exec.c: results[i] and res[i] for c->queries[i]; the caller PQclear()s
  * res[] after writing the response. db_us grows by the time spent in the
- * database. */
-void fcgi_exec_plan(fcgi_pool *p, const shop_ctx *c, const fcgi_warehouses *wh,
-                    shop_result *results, PGresult **res, int64_t *db_us, int64_t *wait_us);
+ * database, wait_us by the time waiting for a pooled connection. Reads a
+ * replica may answer (SHOP_TARGET_READ) run on read_pool when there is one
+ * (NULL: the shop's pool); a replica that is down makes them 503, never a
+ * fallback to the primary. */
+void fcgi_exec_plan(fcgi_pool *p, fcgi_pool *read_pool, const shop_ctx *c,
+                    const fcgi_warehouses *wh, shop_result *results, PGresult **res,
+                    int64_t *db_us, int64_t *wait_us);
 
 
 /* hub.c: the event hub of this process. One thread LISTENs on its own
@@ -135,6 +156,8 @@ void fcgi_hub_stop(void);
 /* A stream slot: -1 when max_streams are open. */
 int  fcgi_hub_reserve(void);
 void fcgi_hub_unreserve(void);
+/* Stream slots taken (open SSE streams): a gauge. */
+int  fcgi_hub_streams(void);
 
 /* fd: the stream's socket, shut down if the subscriber is dropped. */
 fcgi_sub *fcgi_hub_subscribe(int fd, unsigned topics);
@@ -220,6 +243,7 @@ typedef struct fcgi_worker {
     int                   index;
     const shop_settings  *settings;
     fcgi_pool            *pool;
+    fcgi_pool            *read_pool;      /* NULL without a read replica */
     fcgi_blocks           blocks;
     fcgi_rid              rid;
 } fcgi_worker;
@@ -228,6 +252,22 @@ typedef struct fcgi_worker {
 int  fcgi_request_handle(fcgi_worker *w, struct FCGX_Request *rq);
 /* The status line and headers of a response without a length (a stream). */
 void fcgi_response_head(struct FCGX_Stream *out, const shop_response *r);
+
+
+/* metrics.c: this process's figures for GET /metrics, labelled with its
+ * pid (process="1234"), so the responders behind one web server are told
+ * apart. Counters are atomics; gauges are read from the pools and the hub
+ * when /metrics is asked. */
+
+void fcgi_metrics_start(void);
+/* One finished request (an event stream: once its head is written). */
+void fcgi_metrics_observe(const shop_ctx *c, int status, int64_t total_us, int64_t db_us,
+                          int db_used);
+void fcgi_metrics_delivered(uint64_t events);
+void fcgi_metrics_dropped(void);
+/* What GET /metrics renders, its gauges read now into the arena; NULL when
+ * out of memory. */
+const shop_metrics_view *fcgi_metrics_view(shop_arena *a, fcgi_pool *pool, fcgi_pool *read_pool);
 
 
 /* serve.c */
@@ -244,6 +284,10 @@ int  fcgi_stopping(void);
 int  fcgi_stop_fd(void);
 /* Sleeps up to ms, less when a stop signal comes; returns fcgi_stopping(). */
 int  fcgi_stop_wait(int64_t ms);
+/* After a stop signal: new connections to the listening socket (fd 0) are
+ * refused, the ones already queued are still accepted; accept() fails once
+ * the queue is empty. */
+void fcgi_listen_stop(void);
 
 
 /* migrate.c */

@@ -139,6 +139,7 @@ fcgi_sse_replay(fcgi_sse *st, fcgi_sub *sub, fcgi_blocks *blocks, int64_t *last,
         PGresult *res;
         PGconn *conn;
         int n, ready, rc = 0;
+        int64_t sent = 0;
 
         conn = fcgi_pool_acquire(st->pool);
         if (conn == NULL) {
@@ -162,12 +163,15 @@ fcgi_sse_replay(fcgi_sse *st, fcgi_sub *sub, fcgi_blocks *blocks, int64_t *last,
         for (int i = 0; i < ready; i++) {
             if (shop_topic_bit(PQgetvalue(res, i, SHOP_E_COL_TOPIC)) & st->topics) {
                 shop_event_sse(&b, res, i);
-                (*events)++;
+                sent++;
             }
             *last = strtoll(PQgetvalue(res, i, SHOP_E_COL_ID), NULL, 10);
         }
         if (arena.failed || (b.len > 0 && fcgi_sse_write(st, sub, b.p, b.len) != 0)) {
             rc = -1;
+        } else {
+            *events += sent;
+            fcgi_metrics_delivered((uint64_t) sent);
         }
         fcgi_blocks_reset(blocks);
         PQclear(res);
@@ -266,9 +270,12 @@ fcgi_sse_run(void *arg)
             }
             if (rc == FCGI_HUB_EVENTS) {
                 /* Count frames, not bytes: one "id: " line each. */
+                int64_t sent = 0;
                 for (size_t i = 0; i + 4 <= b.len; i++) {
-                    events += (i == 0 || b.p[i - 1] == '\n') && memcmp(b.p + i, "id: ", 4) == 0;
+                    sent += (i == 0 || b.p[i - 1] == '\n') && memcmp(b.p + i, "id: ", 4) == 0;
                 }
+                events += sent;
+                fcgi_metrics_delivered((uint64_t) sent);
             }
             last_write = fcgi_now_us();
         }
