@@ -20,15 +20,20 @@ ops_stock_up
 ops_fcgi A "$T/a.sock" "$T/a.log"
 ops_fcgi B "$T/b.sock" "$T/b.log"
 read -r PAIR_PORT DIRECT_PORT <<<"$(shop_free_ports 2 | tr '\n' ' ')"
-PAIR_CONF=$SRC/tests/fcgi/pair.server.conf.in
-[ -r "$PAIR_CONF" ] || PAIR_CONF=$OPS/pair.server.conf.in
+# The pair: shop-fcgi's own template (tests/fcgi) when it is there and takes
+# these placeholders, else ours (the same upstream).
+pair_conf() {
+    [ -r "$1" ] && PAIR_CONF=$1 &&
+    shop_nginx_add_server "$T/nginx" pair "$1" \
+        LISTEN="127.0.0.1:$PAIR_PORT" SOCKET_A="$T/a.sock" SOCKET_B="$T/b.sock" MAX_FAILS=0
+}
 {
     shop_nginx_prepare "$T/nginx" WORKER_PROCESSES=2 ERROR_LOG_LEVEL=info ACCESS_LOG="$T/nginx/logs/access.log shop" &&
-    shop_nginx_add_server "$T/nginx" pair "$PAIR_CONF" \
-        LISTEN="127.0.0.1:$PAIR_PORT" SOCKET_A="$T/a.sock" SOCKET_B="$T/b.sock" MAX_FAILS=0 &&
+    { pair_conf "$SRC/tests/fcgi/pair.server.conf.in" 2>/dev/null || pair_conf "$OPS/pair.server.conf.in"; } &&
     shop_nginx_add_server "$T/nginx" direct "$OPS/direct.server.conf.in" \
         LISTEN="127.0.0.1:$DIRECT_PORT" SOCKET="$T/a.sock"
 } 2>"$T/nginx-conf.err" || bail "nginx configuration" "$(cat "$T/nginx-conf.err")"
+diag "the pair: ${PAIR_CONF#"$SRC"/}"
 ops_nginx "$T/nginx"
 ops_ready "http://127.0.0.1:$PAIR_PORT" "$NGINX_PID"
 ops_ready "http://127.0.0.1:$DIRECT_PORT" "$A"
