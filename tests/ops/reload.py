@@ -99,6 +99,10 @@ def main():
         if s.reconnects:
             tap.note("[%s] subscriber %d: its stream ended %d times (%s), resumed by Last-Event-ID each time"
                      % (s.front.name, i % 2 + 1, len(s.reconnects), "; ".join(how)))
+        if s.connect_errors:
+            # A browser's EventSource gives up for good on a non-200 answer.
+            tap.note("[%s] subscriber %d: %d reconnect attempts refused before one succeeded: %s"
+                     % (s.front.name, i % 2 + 1, len(s.connect_errors), sorted({e for _, e in s.connect_errors})))
 
     L.check_orders(tap, a.dsn, "reload", recs)
     return tap.done()
