@@ -2,7 +2,8 @@
 /*
  * The request body, held to shop_body_limit: a Content-Length over the
  * limit is refused without reading the body; a chunked body is counted by
- * a request body filter as it arrives, and reading stops at the limit.
+ * a request body filter as it arrives (with the declared size of the chunk
+ * being read), and reading stops at the limit.
  * Either way the core answers 413.
  */
 
@@ -81,12 +82,24 @@ ngx_http_shop_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_request_body_filter(r, in);
     }
 
+    rb = r->request_body;
+
     if (!ctx->too_large) {
         for (cl = in; cl; cl = cl->next) {
             ctx->body_received += ngx_buf_size(cl->buf);
         }
 
-        if (ctx->body_received <= ctx->conf->settings.body_limit) {
+        /*
+         * HTTP/1 chunked: the rest of the chunk being read counts as soon
+         * as its size line is parsed, so a chunk declared past the limit
+         * is refused at once, not after client_body_timeout
+         */
+
+        if (ctx->body_received <= ctx->conf->settings.body_limit
+            && (rb->chunked == NULL
+                || rb->chunked->size
+                   <= ctx->conf->settings.body_limit - ctx->body_received))
+        {
             return ngx_http_next_request_body_filter(r, in);
         }
 
@@ -112,8 +125,6 @@ ngx_http_shop_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             last = cl;
         }
     }
-
-    rb = r->request_body;
 
 #if (NGX_HTTP_V2)
     if (r->stream == NULL)

@@ -81,20 +81,9 @@ query parameter 400 (also when repeated); a forged cursor 400. And:
     are not resolved by the shop (/products/../healthz is not a route),
     percent-encoded slashes are part of a segment (404).
 
-Cases whose failure is a known bug of the server (not of the test) carry
-'bug': the diagnostic of a failure then starts with "KNOWN BUG (where):"
-and names it. Known at the time of writing:
-  - conf/nginx-problems.conf.in: `error_page 414 494 /.shop-error/414`
-    keeps nginx's status (414) while the body says "status":400 (no
-    `=400`); TRACE gets nginx's own HTML 405 (no error_page 405, no
-    X-Request-Id, no Allow); an unknown Transfer-Encoding gets nginx's HTML
-    501, an HTTP/2.0 request line its HTML 505.
-  - module/ngx_http_shop_body.c: a chunked body whose chunk size exceeds
-    shop_body_limit is not refused when the size is read (the module sets
-    client_max_body_size 0 and counts bytes as they arrive): the request
-    waits for the body until client_body_timeout (60 s) and the connection
-    is then closed without any answer. shop-fcgi (nginx in front) answers
-    413 at once.
+Cases whose failure is a known bug of the server (not of the test) may
+carry 'bug': the diagnostic of a failure then starts with "KNOWN BUG
+(where):" and names it. None is known now.
 """
 
 import argparse
@@ -764,10 +753,7 @@ SIZES = [
     raw('a chunk size past the limit (ffffffffffff): 413 at once', 'POST', '/orders',
         b'POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n'
         b'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nffffffffffff\r\n{"items":',
-        expect=problem(413, 'payload-too-large', max_seconds=5), timeout=8,
-        bug=('module', 'ngx_http_shop_body.c: a chunk size past shop_body_limit is not refused when read '
-             '(client_max_body_size 0, bytes counted as they arrive): the request waits until client_body_timeout '
-             '(60 s), then the connection closes with no answer; shop-fcgi behind nginx answers 413 at once')),
+        expect=problem(413, 'payload-too-large', max_seconds=5), timeout=8),
     raw('Content-Length of 24 digits: 400', 'POST', '/orders',
         b'POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n'
         b'Content-Length: 999999999999999999999999\r\nConnection: close\r\n\r\n{}',
@@ -789,9 +775,7 @@ SIZES = [
     raw('Transfer-Encoding: gzip, chunked: a problem, not HTML', 'POST', '/orders',
         b'POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n'
         b'Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
-        expect=dict(status=(400, 501), problem='bad-request'),
-        bug=('conf', 'nginx-problems.conf.in: nginx answers an unknown transfer coding with its own HTML 501 '
-             '(no error_page 501): not problem+json, no X-Request-Id')),
+        expect=dict(status=(400, 501), problem='bad-request')),
 ]
 
 MEDIA = [
@@ -906,15 +890,12 @@ def long_line(name, target, expect=None, **kw):
                expect or dict(status=400, problem='bad-request'), **kw)
 
 
-BUG_414 = ('conf', 'nginx-problems.conf.in: `error_page 414 494 /.shop-error/414` keeps the status 414 (no =400) '
-                   'while the body says "status":400')
-
 LONG = [
-    long_line('a path of 8 KB: 400 problem', '/products/' + 'a' * 8200, bug=BUG_414),
-    long_line('a path of 64 KB: 400 problem', '/products/' + 'a' * 65536, bug=BUG_414),
-    long_line('a query string of 8 KB: 400 problem', '/products?q=' + 'a' * 8200, bug=BUG_414),
-    long_line('a query string of 64 KB: 400 problem', '/products?q=' + 'a' * 65536, bug=BUG_414),
-    long_line('64 KB of query parameters: 400 problem', '/products?' + '&'.join(['x=1'] * 16384), bug=BUG_414),
+    long_line('a path of 8 KB: 400 problem', '/products/' + 'a' * 8200),
+    long_line('a path of 64 KB: 400 problem', '/products/' + 'a' * 65536),
+    long_line('a query string of 8 KB: 400 problem', '/products?q=' + 'a' * 8200),
+    long_line('a query string of 64 KB: 400 problem', '/products?q=' + 'a' * 65536),
+    long_line('64 KB of query parameters: 400 problem', '/products?' + '&'.join(['x=1'] * 16384)),
     get('a query string of 7 KB (in nginx\'s buffer): the shop\'s 400', '/products?q=' + 'a' * 7000,
         expect=problem(400, 'bad-request')),
     get('a product id of 7 KB: 404', '/products/' + 'a' * 7000, expect=problem(404, 'not-found')),
@@ -978,9 +959,7 @@ EVENTS = [
 METHODS = [
     raw('TRACE: a 405 problem with Allow', 'TRACE', '/products',
         b'TRACE /products HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n',
-        problem(405, 'method-not-allowed', allow=['GET']),
-        bug=('conf', 'nginx-problems.conf.in: nginx refuses TRACE itself with its HTML 405 (no error_page 405): '
-                     'not problem+json, no X-Request-Id, no Allow')),
+        problem(405, 'method-not-allowed', allow=['GET'])),
     raw('an unknown method: 405 problem with Allow', 'FROB', '/products/1',
         b'FROB /products/1 HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n',
         problem(405, 'method-not-allowed', allow=['GET'])),
@@ -997,11 +976,27 @@ METHODS = [
         dict(status=(200, 400))),
     raw('an HTTP/2.0 request line on HTTP/1: a problem, not HTML', 'GET', '/products/1',
         b'GET /products/1 HTTP/2.0\r\nHost: shop\r\nConnection: close\r\n\r\n',
-        dict(status=(400, 505), problem='bad-request'),
-        bug=('conf', 'nginx-problems.conf.in: nginx answers an HTTP/2.0 request line with its HTML 505 '
-                     '(no error_page 505): not problem+json, no X-Request-Id')),
+        dict(status=(400, 505), problem='bad-request')),
     raw('a request target "*": 400 problem', 'OPTIONS', '*',
         b'OPTIONS * HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n', dict(status=(400, 404))),
+] + [
+    # nginx refuses TRACE before any location (conf/nginx-problems.conf.in
+    # answers for the shop); the shop answers FROB: the same Allow, exactly,
+    # on every route, and the same 404 where there is none
+    raw('%s %s: %s' % (m, path, allow and '405, Allow: ' + allow or '404'), m, path,
+        m.encode() + b' ' + path.encode() + b' HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n',
+        dict(problem(405, 'method-not-allowed'), headers={'Allow': allow}) if allow else problem(404, 'not-found'))
+    for m in ('TRACE', 'FROB')
+    for path, allow in [('/healthz', 'GET, HEAD, OPTIONS'), ('/readyz', 'GET, HEAD, OPTIONS'),
+                        ('/metrics', 'GET, HEAD, OPTIONS'), ('/events?topics=orders', 'GET, HEAD, OPTIONS'),
+                        ('/products', 'GET, HEAD, POST, OPTIONS'), ('/products?limit=1', 'GET, HEAD, POST, OPTIONS'),
+                        ('/products/1', 'GET, HEAD, PATCH, DELETE, OPTIONS'),
+                        ('/warehouses', 'GET, HEAD, OPTIONS'), ('/warehouses/north', 'PUT, OPTIONS'),
+                        ('/warehouses/north/stock/SKU-1', 'PUT, OPTIONS'), ('/stock/check', 'POST, OPTIONS'),
+                        ('/orders', 'GET, HEAD, POST, OPTIONS'),
+                        ('/orders/00000000-0000-0000-0000-000000000000', 'GET, HEAD, OPTIONS'),
+                        ('/orders/00000000-0000-0000-0000-000000000000/transitions', 'POST, OPTIONS'),
+                        ('/webhooks/payments', 'POST, OPTIONS'), ('/nowhere', None)]
 ]
 
 TABLE = SQL_BODY + SQL_QUERY + SQL_PATH + NUMBERS + SHAPES + LENGTHS + TEXT + DUPLICATES + BOMBS + SIZES + \
