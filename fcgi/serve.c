@@ -1,10 +1,11 @@
 /* Serving: check the database once, start the background threads (the
  * warehouse registry and the stock check's connections, the event hub,
  * retention), then N threads accept on fd 0 (the socket spawn-fcgi hands
- * over) until a signal stops them: the listener then refuses new
- * connections, and the threads answer every request accepted or queued
- * before they end (signals.c). An event stream moves to a thread of its
- * own, so a request thread is never held by one. */
+ * over, or fd 3 from systemd) until a signal stops them: then no
+ * connection is lost, the threads answer every request they accepted or
+ * that is queued on our own socket before they end (listen.c). An event
+ * stream moves to a thread of its own, so a request thread is never held
+ * by one. */
 #include "shop_fcgi.h"
 
 #include <errno.h>
@@ -44,13 +45,18 @@ fcgi_worker_run(void *arg)
                 }
                 continue;
             }
-            FCGX_InitRequest(rq, 0, 0);
+            FCGX_InitRequest(rq, fcgi_listen_fd(), 0);
         }
 
-        /* After a stop signal too: until fcgi_listen_stop() shut the
-         * listener and its queue is empty, accept() still hands out the
-         * connections the kernel queued, and each is answered. */
+        /* After a stop signal too, on our own socket: until
+         * fcgi_listen_stop() shut it and its queue is empty, accept() still
+         * hands out the connections the kernel queued, and each is
+         * answered. systemd's socket keeps them for the next process. */
         pthread_mutex_lock(&fcgi_accept_lock);
+        if (fcgi_stopping() && fcgi_listen_shared()) {
+            pthread_mutex_unlock(&fcgi_accept_lock);
+            break;
+        }
         rc = FCGX_Accept_r(rq);
         pthread_mutex_unlock(&fcgi_accept_lock);
 
@@ -58,13 +64,20 @@ fcgi_worker_run(void *arg)
             if (fcgi_stopping()) {
                 break;
             }
+            if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+                continue;           /* systemd's socket: the tick */
+            }
             if (rc == -EINVAL) {
                 /* The listener was shut down, not by us: another process
-                 * sharing the socket (spawn-fcgi -F N) got a stop signal.
-                 * Stop too, rather than fail every accept from now on. */
+                 * sharing it (spawn-fcgi -F N) got a stop signal, or an
+                 * earlier process was given systemd's socket as standard
+                 * input. Nothing can be accepted from it any more: stop,
+                 * and exit 1, rather than fail every accept from now on. */
                 if (!__atomic_exchange_n(&fcgi_foreign_stop, 1, __ATOMIC_RELAXED)) {
-                    fcgi_log(FCGI_LOG_WARN, "the listening socket was shut down by another "
-                             "process sharing it; stopping (run one shop-fcgi per socket)");
+                    fcgi_log(FCGI_LOG_ERROR, "the listening socket was shut down by another "
+                             "process (spawn-fcgi -F N, or systemd's socket given as standard "
+                             "input): stopping; run one shop-fcgi per socket, and let systemd "
+                             "pass its socket as fd 3");
                     kill(getpid(), SIGTERM);
                 }
                 fcgi_stop_wait(1000);
@@ -77,6 +90,7 @@ fcgi_worker_run(void *arg)
             continue;
         }
 
+        fcgi_listen_accepted(rq->ipcFd);
         __atomic_fetch_add(&fcgi_busy, 1, __ATOMIC_RELAXED);
         if (fcgi_request_handle(w, rq)) {
             rq = NULL;
@@ -146,12 +160,15 @@ fcgi_serve(const shop_settings *s)
     int n = (int) s->threads, started = 0, rc = 0, background = 0;
 
     fcgi_signals_install();
+    if (fcgi_listen_open() != 0) {
+        return 2;
+    }
 
     if (FCGX_Init() != 0) {
         fprintf(stderr, FCGI_PROG ": FCGX_Init failed\n");
         return 1;
     }
-    if (FCGX_IsCGI()) {
+    if (!fcgi_listen_shared() && FCGX_IsCGI()) {
         fprintf(stderr, FCGI_PROG ": standard input is not a FastCGI socket; "
                 "start it with spawn-fcgi (see " FCGI_PROG " --help)\n");
         return 2;
@@ -248,9 +265,11 @@ fcgi_serve(const shop_settings *s)
     }
     t0 = fcgi_now_us();
     if (started > 0) {
-        fcgi_log(FCGI_LOG_INFO, "stop signal: refusing new connections; answering the %d "
-                 "requests in flight and those in the accept queue",
-                 __atomic_load_n(&fcgi_busy, __ATOMIC_RELAXED));
+        fcgi_log(FCGI_LOG_INFO, "stop signal: %s; answering the %d requests in flight%s",
+                 fcgi_listen_shared() ? "the socket stays open for the next process"
+                                      : "refusing new connections",
+                 __atomic_load_n(&fcgi_busy, __ATOMIC_RELAXED),
+                 fcgi_listen_shared() ? "" : " and those in the accept queue");
     }
     fcgi_listen_stop();
     for (int i = 0; i < started; i++) {
@@ -278,6 +297,9 @@ fcgi_serve(const shop_settings *s)
     fcgi_pool_destroy(pool);
     fcgi_pool_destroy(read_pool);
     free(workers);
+    if (__atomic_load_n(&fcgi_foreign_stop, __ATOMIC_RELAXED)) {
+        rc = 1;
+    }
     if (rc == 0) {
         fcgi_log(FCGI_LOG_INFO, "stopped");
     }

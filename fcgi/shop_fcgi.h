@@ -284,9 +284,22 @@ int  fcgi_stopping(void);
 int  fcgi_stop_fd(void);
 /* Sleeps up to ms, less when a stop signal comes; returns fcgi_stopping(). */
 int  fcgi_stop_wait(int64_t ms);
-/* After a stop signal: new connections to the listening socket (fd 0) are
- * refused, the ones already queued are still accepted; accept() fails once
- * the queue is empty. */
+
+
+/* listen.c: the listening socket. fd 0 (spawn-fcgi) is ours alone: on a
+ * stop it refuses new connections and accept() still returns the queued
+ * ones, then fails. fd 3 from systemd (LISTEN_FDS=1) outlives us: on a stop
+ * it is left open for the next process, and the threads stop accepting. */
+
+/* Before FCGX_Init(): finds the socket; -1 (with a message) when systemd
+ * passed something else than one listening stream socket. */
+int  fcgi_listen_open(void);
+int  fcgi_listen_fd(void);
+/* 1: systemd's socket; accept() returns EAGAIN every second (a tick). */
+int  fcgi_listen_shared(void);
+/* A connection was accepted on fd (the request's ipcFd). */
+void fcgi_listen_accepted(int fd);
+/* After a stop signal. */
 void fcgi_listen_stop(void);
 
 

@@ -1,9 +1,6 @@
-/* Graceful stop without a dropped request. The signal handler only sets a
- * flag and wakes the threads that poll() the stop pipe; the main thread
- * then calls fcgi_listen_stop(), which refuses new connections on the
- * listening socket while every connection the kernel already queued for
- * accept() is still accepted and answered (the request threads go on
- * accepting until accept() fails), and in-flight requests finish on their
+/* Stop signals. The handler only sets a flag and wakes the threads that
+ * poll() the stop pipe; the main thread then stops taking connections
+ * without losing one (listen.c), and in-flight requests finish on their
  * own sockets.
  *
  * libfcgi's own handler would set its shutdownPending flag, and libfcgi
@@ -20,8 +17,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t fcgi_stop;
@@ -93,32 +88,4 @@ fcgi_stop_wait(int64_t ms)
         }
     }
     return fcgi_stop;
-}
-
-/* TCP: how long the queue may take to empty before the listener closes anyway. */
-#define FCGI_TCP_DRAIN_US  2000000
-
-void
-fcgi_listen_stop(void)
-{
-    struct pollfd pfd = { 0, POLLIN, 0 };
-    socklen_t len = sizeof(int);
-    int domain = AF_UNIX;
-    int64_t until = fcgi_now_us() + FCGI_TCP_DRAIN_US;
-
-    /* A unix socket shut down for reading refuses new connects
-     * (ECONNREFUSED: nginx takes the next upstream) while accept() still
-     * returns the queued connections, then EINVAL: nothing is lost. A TCP
-     * listener's shutdown resets the connections queued at that moment, so
-     * first wait until accept() emptied the queue. Under steady load it may
-     * not be empty whenever we look: after FCGI_TCP_DRAIN_US the listener
-     * is shut anyway, and what is queued then is lost (measured: 6 of 4563
-     * requests in 1 run of 3, wrk -c32 on a TCP pair). Use unix sockets. */
-    if (getsockopt(0, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain != AF_UNIX) {
-        while (poll(&pfd, 1, 0) > 0 && fcgi_now_us() < until) {
-            nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
-        }
-    }
-    /* Wakes every thread blocked in accept() once the queue is empty. */
-    shutdown(0, SHUT_RD);
 }

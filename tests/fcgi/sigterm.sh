@@ -7,6 +7,9 @@
 # 1. backlog (backlog.py, no web server): SHOP_THREADS=2, both busy with a
 #    stock check on a slow warehouse, 6 more requests in the accept backlog,
 #    SIGTERM: a new connection is refused, all 8 are answered 200, exit.
+# 1b. systemd's socket (socketact.py holds it as systemd does, fd 3 with
+#    LISTEN_FDS): SIGTERM leaves it open, requests queued meanwhile are
+#    answered by the next process, an idle process stops within a second.
 # 2. pair under load: two shop-fcgi (two spawn-fcgi unix sockets) in one
 #    nginx upstream (tests/fcgi/pair.server.conf.in: fastcgi_next_upstream
 #    error timeout, no keepalive); two wrk at once, GET /products/{id} and
@@ -86,6 +89,12 @@ python3 "$SHOP_SRCDIR/tests/fcgi/backlog.py" --socket "$W/busy.sock" --pid "$pid
 tap "$W/backlog.tap"
 exit_status "$pid"; PIDS=()
 result "$([ "$st" = 0 ] && echo 0 || echo 1)" "backlog: shop-fcgi exited 0 (status $st)"
+
+# ---- 1b. systemd's socket (LISTEN_FDS): left open, the next process answers
+python3 "$SHOP_SRCDIR/tests/fcgi/socketact.py" --bin "$(shop_fcgi_bin)" --socket "$W/sd.sock" \
+    --log "$W/sd.log" --threads 2 SHOP_DATABASE_URL="$DSN" SHOP_STOCK_DEADLINE_MS=3000 \
+    >"$W/socketact.tap"
+tap "$W/socketact.tap"
 shop_psql sigterm -c "DELETE FROM shop.warehouses WHERE code = 'slow'" >/dev/null
 
 # ---- 2. a pair behind nginx, under load -------------------------------------

@@ -297,12 +297,13 @@ class Load:
             else:
                 p = subprocess.run(["bash", "-c", a.cmd], capture_output=True, text=True)
                 a.rc, a.out = p.returncode, (p.stdout + p.stderr).strip()
-                # A command may say when its real work began ("T=<epoch
-                # seconds>" on a line), after its shell's start-up.
-                for line in p.stdout.splitlines():
-                    if line.startswith("T="):
-                        a.t_begin = float(line[2:])
-                        break
+            # An action may say when its real work began ("T=<epoch
+            # seconds>" on a line of its output): after its shell started,
+            # or after what it waited for.
+            for line in a.out.splitlines():
+                if line.startswith("T="):
+                    a.t_begin = float(line[2:])
+                    break
             a.t_end = time.time()
 
     def run(self, duration):

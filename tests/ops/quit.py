@@ -20,6 +20,7 @@ them; the database is consistent.
 import argparse
 import glob
 import subprocess
+import time
 
 import opsload as L
 
@@ -58,7 +59,9 @@ def main():
         if not L.wait_lock_waiters(a.dsn, len(fronts)):
             raise RuntimeError("the slow requests are not waiting on the lock")
         st["watch"] = L.ExitWatch(a.master, 30)
-        return subprocess.run(["bash", "-c", a.quit_cmd], capture_output=True, text=True, check=True).stdout
+        t = time.time()
+        subprocess.run(["bash", "-c", a.quit_cmd], capture_output=True, text=True, check=True)
+        return "T=%f" % t
 
     load = L.Load(shop, fronts, ["get"] * 4 + ["list", "stock", "order", "order"], threads=a.threads, timeout=15)
     load.at(0.3, "lock", lock)

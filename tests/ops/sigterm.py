@@ -88,8 +88,10 @@ def main():
         def f():
             if name == "a" and not L.wait_lock_waiters(a.dsn, 2):
                 raise RuntimeError("the slow requests are not waiting on the lock")
+            t = time.time()
             os.kill(pid, 15)
             st["watch_" + name] = L.ExitWatch(pid)
+            return "T=%f" % t
         return f
 
     load = L.Load(shop, [pair], ["get"] * 4 + ["list", "stock", "order", "order"], threads=a.threads)
