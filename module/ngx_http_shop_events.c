@@ -851,9 +851,10 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
 
     if (ngx_queue_empty(live)) {
         if (ready) {
-            hub->cursor = ngx_atoof((u_char *) PQgetvalue(res, ready - 1,
+            hub->cursor = ngx_atoof((u_char *) PQgetvalue(res,
+                                                          (int) ready - 1,
                                                           SHOP_E_COL_ID),
-                                    PQgetlength(res, ready - 1,
+                                    PQgetlength(res, (int) ready - 1,
                                                 SHOP_E_COL_ID));
         }
 
@@ -943,7 +944,7 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
 
     spent = ngx_http_shop_now_us() - start;
 
-    if (spent >= NGX_HTTP_SHOP_HUB_SLOW * 1000) {
+    if (spent >= (int64_t) NGX_HTTP_SHOP_HUB_SLOW * 1000) {
         ngx_log_error(NGX_LOG_INFO, hub->log, 0,
                       "shop: events: %ui event(s) to %ui subscriber(s) took "
                       "%L ms", i, n, spent / 1000);
@@ -1338,8 +1339,8 @@ ngx_http_shop_hub_tick(ngx_event_t *ev)
      * memory goes back to the system (free() alone keeps it in the heap)
      */
 
-    if (ngx_http_shop_frames_peak >= 1024 * 1024
-        && ngx_http_shop_frames_size < 64 * 1024)
+    if (ngx_http_shop_frames_peak >= (size_t) 1024 * 1024
+        && ngx_http_shop_frames_size < (size_t) 64 * 1024)
     {
         (void) malloc_trim(0);
         ngx_http_shop_frames_peak = ngx_http_shop_frames_size;

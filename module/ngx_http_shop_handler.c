@@ -365,7 +365,7 @@ ngx_http_shop_request(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
     req->fresh_id.n = vv->len;
 
     tp = ngx_timeofday();
-    req->now_ms = (int64_t) tp->sec * 1000 + tp->msec;
+    req->now_ms = (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
 
     /* GET /events may switch to WebSocket: HTTP/1.1 only (no RFC 8441) */
 
@@ -552,7 +552,7 @@ ngx_http_shop_send(ngx_http_request_t *r, ngx_http_shop_ctx_t *ctx)
         r->headers_out.content_length_n = -1;
 
     } else {
-        r->headers_out.content_length_n = resp->body.n;
+        r->headers_out.content_length_n = (off_t) resp->body.n;
     }
 
     rc = ngx_http_send_header(r);

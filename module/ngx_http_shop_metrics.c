@@ -390,11 +390,11 @@ ngx_http_shop_metrics_target(ngx_http_shop_metrics_shm_t *shm, u_char *label,
         if (shm->targets[t][0] == '\0') {
             ngx_cpystrn((u_char *) shm->targets[t], label,
                         NGX_HTTP_SHOP_LABEL_LEN);
-            return t;
+            return (ngx_int_t) t;
         }
 
         if (ngx_strcmp(shm->targets[t], label) == 0) {
-            return t;
+            return (ngx_int_t) t;
         }
     }
 

@@ -257,7 +257,7 @@ void ngx_http_shop_job_cancel(ngx_http_shop_job_t *job);
 void ngx_http_shop_job_expire(ngx_http_shop_job_t *job, ngx_queue_t *done);
 /* runs the handlers of the jobs answered into done */
 void ngx_http_shop_pool_finish(ngx_queue_t *done,
-    ngx_http_shop_job_t *current);
+    const ngx_http_shop_job_t *current);
 /* a stock-check pool serves this many warehouses now: its size */
 void ngx_http_shop_pool_warehouses(ngx_http_shop_pool_t *pool,
     ngx_uint_t n);

@@ -186,7 +186,7 @@ static void ngx_http_shop_notice(void *arg, const char *message);
 static ngx_http_shop_conn_t *ngx_http_shop_pool_pick(
     ngx_http_shop_pool_t *pool);
 static ngx_uint_t ngx_http_shop_pool_probing(ngx_http_shop_pool_t *pool,
-    ngx_http_shop_conn_t *except);
+    const ngx_http_shop_conn_t *except);
 static void ngx_http_shop_pool_wake(ngx_http_shop_pool_t *pool,
     ngx_queue_t *done);
 static void ngx_http_shop_pool_dispatch(ngx_http_shop_pool_t *pool,
@@ -1292,7 +1292,7 @@ ngx_http_shop_pool_pick(ngx_http_shop_pool_t *pool)
 
 static ngx_uint_t
 ngx_http_shop_pool_probing(ngx_http_shop_pool_t *pool,
-    ngx_http_shop_conn_t *except)
+    const ngx_http_shop_conn_t *except)
 {
     ngx_uint_t             i;
     ngx_http_shop_conn_t  *sc;
@@ -1470,7 +1470,8 @@ ngx_http_shop_answer(ngx_http_shop_job_t *job, shop_db_status status,
  */
 
 void
-ngx_http_shop_pool_finish(ngx_queue_t *done, ngx_http_shop_job_t *current)
+ngx_http_shop_pool_finish(ngx_queue_t *done,
+    const ngx_http_shop_job_t *current)
 {
     ngx_queue_t          *q;
     ngx_http_shop_job_t  *job;
@@ -2439,7 +2440,7 @@ ngx_http_shop_pool_gauges(ngx_http_shop_pool_t *pool, int64_t *idle,
         }
     }
 
-    *waiting += pool->nwaiting;
+    *waiting += (int64_t) pool->nwaiting;
 }
 
 

@@ -518,7 +518,7 @@ ngx_http_shop_registry_build(ngx_http_shop_registry_t *reg, PGresult *res)
            + (n + 1) * sizeof(char *) + 2 * NGX_ALIGNMENT;
 
     for (i = 0; i < n; i++) {
-        size += PQgetlength(res, i, SHOP_W_CODE) + 1;
+        size += PQgetlength(res, (int) i, SHOP_W_CODE) + 1;
     }
 
     pool = ngx_create_pool(ngx_max(size, NGX_MIN_POOL_SIZE), reg->log);
@@ -542,7 +542,7 @@ ngx_http_shop_registry_build(ngx_http_shop_registry_t *reg, PGresult *res)
     }
 
     for (i = 0; i < n; i++) {
-        len = PQgetlength(res, i, SHOP_W_CODE);
+        len = PQgetlength(res, (int) i, SHOP_W_CODE);
 
         p = ngx_pnalloc(pool, len + 1);
         if (p == NULL) {
