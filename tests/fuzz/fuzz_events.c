@@ -56,9 +56,17 @@ ref_topics(shop_str s, unsigned *out)
         while (e < s.n && s.p[e] != ',') {
             e++;
         }
+        /* blanks around a name do not count (core/buf.c's shop_str_split) */
+        size_t b = i, z = e;
+        while (b < z && (s.p[b] == ' ' || s.p[b] == '\t')) {
+            b++;
+        }
+        while (z > b && (s.p[z - 1] == ' ' || s.p[z - 1] == '\t')) {
+            z--;
+        }
         unsigned bit = 0;
         for (unsigned k = 0; k < 4; k++) {
-            if (strlen(names[k]) == e - i && memcmp(names[k], s.p + i, e - i) == 0) {
+            if (strlen(names[k]) == z - b && memcmp(names[k], s.p + b, z - b) == 0) {
                 bit = shop_topic_bit(names[k]);
             }
         }

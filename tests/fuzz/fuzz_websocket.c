@@ -164,6 +164,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             len = len << 8 | (unsigned char) st.p[i];
         }
         len >>= (unsigned char) st.p[8] % 64;
+        len &= (uint64_t) INT64_MAX;    /* RFC 6455 5.2: the top bit is 0 */
         int opcode = (unsigned char) st.p[0] & 1 ? SHOP_WS_TEXT : SHOP_WS_BINARY;
         unsigned char hdr[14];
         size_t hl = shop_ws_header(hdr, opcode, len);

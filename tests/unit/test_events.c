@@ -52,6 +52,8 @@ test_topics_parse(void **state)
     check_topics("orderss", -1, 0);
     check_topics("orders, stock", 0, SHOP_TOPIC_ORDERS | SHOP_TOPIC_STOCK);   /* blanks around names */
     check_topics(" orders", 0, SHOP_TOPIC_ORDERS);
+    check_topics("\tproducts", 0, SHOP_TOPIC_PRODUCTS);           /* fuzz: events/topics-tab-before-name */
+    check_topics("\t", -1, 0);
     check_topics("all", -1, 0);
     check_topics("*", -1, 0);
     /* The list is a length: bytes after it do not count. */
