@@ -42,6 +42,7 @@
 
 static int fcgi_listen_sock = 0;
 static int fcgi_listen_is_shared = 0;
+static int fcgi_listen_is_unix = 0;
 
 /* 1 when fd is a listening stream socket. */
 static int
@@ -54,6 +55,16 @@ fcgi_listen_check(int fd)
            && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM;
 }
 
+/* 1 when fd is a unix socket */
+static int
+fcgi_listen_domain_unix(int fd)
+{
+    socklen_t len = sizeof(int);
+    int domain = AF_UNIX;
+
+    return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+}
+
 int
 fcgi_listen_open(void)
 {
@@ -64,6 +75,7 @@ fcgi_listen_open(void)
 
     /* sd_listen_fds(3): the variables are for us only if LISTEN_PID is our pid. */
     if (pid == NULL || fds == NULL || strtol(pid, &end, 10) != (long) getpid() || *end != '\0') {
+        fcgi_listen_is_unix = fcgi_listen_domain_unix(0);
         return 0;                   /* fd 0, checked by libfcgi's FCGX_IsCGI() */
     }
     n = strtol(fds, &end, 10);
@@ -82,6 +94,7 @@ fcgi_listen_open(void)
     }
     fcgi_listen_sock = 3;
     fcgi_listen_is_shared = 1;
+    fcgi_listen_is_unix = fcgi_listen_domain_unix(3);
     if (setsockopt(3, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) != 0) {
         fprintf(stderr, FCGI_PROG ": SO_RCVTIMEO on the listening socket: %s\n", strerror(errno));
         return -1;
@@ -101,6 +114,12 @@ fcgi_listen_shared(void)
     return fcgi_listen_is_shared;
 }
 
+int
+fcgi_listen_unix(void)
+{
+    return fcgi_listen_is_unix;
+}
+
 void
 fcgi_listen_accepted(int fd)
 {
@@ -117,15 +136,12 @@ void
 fcgi_listen_stop(void)
 {
     struct pollfd pfd = { fcgi_listen_sock, POLLIN, 0 };
-    socklen_t len = sizeof(int);
-    int domain = AF_UNIX;
     int64_t until = fcgi_now_us() + FCGI_TCP_DRAIN_US;
 
     if (fcgi_listen_is_shared) {
         return;                     /* systemd keeps it for the next process */
     }
-    if (getsockopt(fcgi_listen_sock, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0
-        && domain != AF_UNIX) {
+    if (!fcgi_listen_unix()) {
         while (poll(&pfd, 1, 0) > 0 && fcgi_now_us() < until) {
             nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
         }

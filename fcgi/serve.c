@@ -18,9 +18,6 @@
 
 #include <fcgiapp.h>
 
-/* The accept lock, as in libfcgi's threaded example: one thread in accept. */
-static pthread_mutex_t fcgi_accept_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* Requests being handled, and those finished after the stop signal (logs). */
 static int fcgi_busy;
 static int fcgi_drained;
@@ -51,14 +48,15 @@ fcgi_worker_run(void *arg)
         /* After a stop signal too, on our own socket: until
          * fcgi_listen_stop() shut it and its queue is empty, accept() still
          * hands out the connections the kernel queued, and each is
-         * answered. systemd's socket keeps them for the next process. */
-        pthread_mutex_lock(&fcgi_accept_lock);
+         * answered. systemd's socket keeps them for the next process.
+         * Every thread waits in accept() itself, with no lock (libfcgi's
+         * threaded example takes one for platforms that need it): Linux
+         * wakes one waiter per connection, and a lock handed from thread to
+         * thread costs a wake-up per request. */
         if (fcgi_stopping() && fcgi_listen_shared()) {
-            pthread_mutex_unlock(&fcgi_accept_lock);
             break;
         }
         rc = FCGX_Accept_r(rq);
-        pthread_mutex_unlock(&fcgi_accept_lock);
 
         if (rc < 0) {
             if (fcgi_stopping()) {
@@ -95,6 +93,7 @@ fcgi_worker_run(void *arg)
         if (fcgi_request_handle(w, rq)) {
             rq = NULL;
         } else {
+            rq->detached = fcgi_listen_unix();      /* close without lingering */
             FCGX_Finish_r(rq);
             /* A kept connection (fastcgi_keep_conn) would hold this thread
              * in the next accept: when stopping, close it. */

@@ -297,6 +297,10 @@ int  fcgi_listen_open(void);
 int  fcgi_listen_fd(void);
 /* 1: systemd's socket; accept() returns EAGAIN every second (a tick). */
 int  fcgi_listen_shared(void);
+/* 1: a unix socket. A connection's unread bytes then cannot turn its close
+ * into a reset that loses the response (TCP's), so it is closed at once:
+ * libfcgi would shut it down and wait for the web server to close first. */
+int  fcgi_listen_unix(void);
 /* A connection was accepted on fd (the request's ipcFd). */
 void fcgi_listen_accepted(int fd);
 /* After a stop signal. */
