@@ -67,6 +67,20 @@ const shop_setting shop_setting_table[] = {
 
 const size_t shop_setting_count = sizeof(shop_setting_table) / sizeof(shop_setting_table[0]);
 
+const char *
+shop_setting_type_name(shop_setting_type type)
+{
+    switch (type) {
+    case SHOP_SET_STRING: return "string";
+    case SHOP_SET_PATH:   return "file";
+    case SHOP_SET_INT:    return "integer";
+    case SHOP_SET_SIZE:   return "size";
+    case SHOP_SET_MSEC:   return "duration";
+    case SHOP_SET_FLAG:   return "on/off";
+    }
+    return "value";
+}
+
 const shop_setting *
 shop_setting_by_name(const char *name)
 {

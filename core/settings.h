@@ -65,6 +65,10 @@ typedef struct shop_setting {
 extern const shop_setting shop_setting_table[];
 extern const size_t       shop_setting_count;
 
+/* What a setting's values are, in a word ("integer", "duration", "on/off"...),
+ * for `shop-fcgi settings` and the man pages. */
+const char *shop_setting_type_name(shop_setting_type type);
+
 const shop_setting *shop_setting_by_name(const char *name);
 const shop_setting *shop_setting_by_env(const char *env);
 const shop_setting *shop_setting_by_directive(const char *directive, size_t len);

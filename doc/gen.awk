@@ -222,7 +222,7 @@ function values(i,    t) {
     if (t == "integer") return "An integer from " s_min[i] " to " s_max[i]
     if (t == "size") return "A size in bytes, or with a k or m suffix, from " s_min[i] " to " s_max[i]
     if (t == "duration") return "A duration (ms, s, m or h; a bare number is milliseconds) from " s_min[i] " to " s_max[i]
-    if (t == "flag") return "On or off (also 1 or 0, true or false, yes or no)"
+    if (t == "on/off") return "On or off (also 1 or 0, true or false, yes or no)"
     if (t == "file") return "An absolute file name"
     return "A string"
 }
@@ -232,7 +232,7 @@ function argname(i,    t) {
     if (t == "integer") return "number"
     if (t == "size") return "size"
     if (t == "duration") return "time"
-    if (t == "flag") return "on | off"
+    if (t == "on/off") return "on | off"
     if (t == "file") return "file"
     if (s_name[i] ~ /database/) return "dsn"
     return "string"

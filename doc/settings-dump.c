@@ -15,53 +15,38 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *
-dump_type(shop_setting_type type)
+typedef struct { const char *unit; int64_t scale; } dump_unit;
+
+/* v in the largest of units (largest first, the last of scale 1) that
+ * writes it exactly, as the parser reads it. */
+static void
+dump_scaled(char *out, size_t len, int64_t v, const dump_unit *units, size_t n)
 {
-    switch (type) {
-    case SHOP_SET_STRING: return "string";
-    case SHOP_SET_PATH:   return "file";
-    case SHOP_SET_INT:    return "integer";
-    case SHOP_SET_SIZE:   return "size";
-    case SHOP_SET_MSEC:   return "duration";
-    case SHOP_SET_FLAG:   return "flag";
+    size_t i = 0;
+
+    while (i + 1 < n && (v == 0 || v % units[i].scale != 0)) {
+        i++;
     }
-    return "value";
+    snprintf(out, len, "%" PRId64 "%s", v / units[i].scale, units[i].unit);
 }
 
-/* A limit in the largest unit that writes it exactly, as the parser reads it. */
 static void
 dump_limit(char *out, size_t len, shop_setting_type type, int64_t v)
 {
-    static const struct { const char *unit; int64_t scale; } sizes[] = {
-        { "m", 1024LL * 1024 }, { "k", 1024 }, { "", 1 },
-    }, times[] = {
+    static const dump_unit sizes[] = { { "m", 1024LL * 1024 }, { "k", 1024 }, { "", 1 } };
+    static const dump_unit times[] = {
         { "h", 3600LL * 1000 }, { "m", 60LL * 1000 }, { "s", 1000 }, { "ms", 1 },
     };
-    const size_t nsizes = sizeof(sizes) / sizeof(sizes[0]);
-    const size_t ntimes = sizeof(times) / sizeof(times[0]);
 
     switch (type) {
     case SHOP_SET_INT:
         snprintf(out, len, "%" PRId64, v);
         return;
     case SHOP_SET_SIZE:
-        for (size_t i = 0; i < nsizes; i++) {
-            if (v != 0 && v % sizes[i].scale == 0) {
-                snprintf(out, len, "%" PRId64 "%s", v / sizes[i].scale, sizes[i].unit);
-                return;
-            }
-        }
-        snprintf(out, len, "%" PRId64, v);
+        dump_scaled(out, len, v, sizes, sizeof(sizes) / sizeof(sizes[0]));
         return;
     case SHOP_SET_MSEC:
-        for (size_t i = 0; i < ntimes; i++) {
-            if (v != 0 && v % times[i].scale == 0) {
-                snprintf(out, len, "%" PRId64 "%s", v / times[i].scale, times[i].unit);
-                return;
-            }
-        }
-        snprintf(out, len, "%" PRId64 "ms", v);
+        dump_scaled(out, len, v, times, sizeof(times) / sizeof(times[0]));
         return;
     case SHOP_SET_STRING:
     case SHOP_SET_PATH:
@@ -100,7 +85,7 @@ main(void)
         printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
                d->name, d->env != NULL ? d->env : "-",
                d->directive != NULL ? d->directive : "-",
-               dump_type(d->type),
+               shop_setting_type_name(d->type),
                d->scope == SHOP_SET_BOTH ? "both" : d->scope == SHOP_SET_FCGI ? "fcgi" : "module",
                d->def, min, max, d->help);
     }

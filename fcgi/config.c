@@ -238,20 +238,6 @@ fcgi_config_release(shop_settings *s)
     s->admin_token_len = s->webhook_secret_len = 0;
 }
 
-static const char *
-fcgi_config_type(shop_setting_type type)
-{
-    switch (type) {
-    case SHOP_SET_STRING: return "string";
-    case SHOP_SET_PATH:   return "file";
-    case SHOP_SET_INT:    return "integer";
-    case SHOP_SET_SIZE:   return "size";
-    case SHOP_SET_MSEC:   return "duration";
-    case SHOP_SET_FLAG:   return "on/off";
-    }
-    return "value";
-}
-
 void
 fcgi_config_print(void)
 {
@@ -277,6 +263,6 @@ fcgi_config_print(void)
             break;
         }
         printf("%-26s %s (%s, default \"%s\"%s)\n    %s\n", d->env, d->name,
-               fcgi_config_type(d->type), d->def, limits, d->help);
+               shop_setting_type_name(d->type), d->def, limits, d->help);
     }
 }

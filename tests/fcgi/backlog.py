@@ -19,22 +19,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fcgiclient import connect, send, receive  # noqa: E402
+from fcgiclient import connect, send, receive, Tap  # noqa: E402
 
-n = 0
-failed = 0
-
-
-def ok(cond, name, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, name))
-    if not cond:
-        failed += 1
-        if diag:
-            for line in str(diag).splitlines():
-                print("#   " + line)
-    sys.stdout.flush()
+TAP = Tap()
+ok = TAP.ok
 
 
 def alive(pid):
@@ -106,8 +94,7 @@ def main():
         time.sleep(0.05)
     ok(not alive(a.pid), "the responder exits after the requests (%.0f ms after SIGTERM)"
        % ((time.monotonic() - t0) * 1000))
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return TAP.done()
 
 
 if __name__ == "__main__":

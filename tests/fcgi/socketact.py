@@ -23,23 +23,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fcgiclient import connect, receive, request, send  # noqa: E402
+from fcgiclient import connect, receive, request, send, Tap  # noqa: E402
 
-n = 0
-failed = 0
-
-
-def ok(cond, name, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, name))
-    if not cond:
-        failed += 1
-        if diag is not None:
-            for line in str(diag).splitlines()[:20]:
-                print("#   " + line)
-    sys.stdout.flush()
-    return cond
+TAP = Tap()
+ok = TAP.ok
 
 
 def start(o, lsock, env):
@@ -185,8 +172,7 @@ def main():
             except OSError:
                 pass
         lsock.close()
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return TAP.done()
 
 
 if __name__ == "__main__":

@@ -123,6 +123,14 @@ nginx_temp_paths() {
     for d in client_body proxy fastcgi uwsgi scgi; do printf '    %s_temp_path %s/tmp/%s;\n' "$d" "$1" "$d"; done
 }
 
+# check_nginx NAME PREFIX URL: nginx with PREFIX/nginx.conf started, checked, stopped
+check_nginx() {
+    NGX=$2
+    shop_nginx_start "$2" || { result 1 "$1: starts" "$(shop_tail_logs 20 "$2/logs/error.log")"; return; }
+    check_server "$1" "$3" "$SHOP_NGINX_PID" "$2/logs/error.log"
+    shop_nginx_stop "$2"; NGX=""
+}
+
 run_nginx_fcgi() {
     local port=$1 p=$W/nginx-fcgi
     mkdir -p "$p/logs" "$p/tmp"
@@ -135,10 +143,7 @@ run_nginx_fcgi() {
       echo "        include $p/shop.conf;"
       echo "    }"
       echo "}"; } >"$p/nginx.conf"
-    NGX=$p
-    shop_nginx_start "$p" || { result 1 "nginx-fcgi: starts" "$(shop_tail_logs 20 "$p/logs/error.log")"; return; }
-    check_server nginx-fcgi "http://127.0.0.1:$port" "$SHOP_NGINX_PID" "$p/logs/error.log"
-    shop_nginx_stop "$p"; NGX=""
+    check_nginx nginx-fcgi "$p" "http://127.0.0.1:$port"
 }
 
 run_nginx_module() {
@@ -155,10 +160,7 @@ run_nginx_module() {
       echo "http {"; nginx_temp_paths "$p"
       echo "    include $p/shop.conf;"
       echo "}"; } >"$p/nginx.conf"
-    NGX=$p
-    shop_nginx_start "$p" || { result 1 "nginx-module: starts" "$(shop_tail_logs 20 "$p/logs/error.log")"; return; }
-    check_server nginx-module "http://127.0.0.1:$port/api" "$SHOP_NGINX_PID" "$p/logs/error.log"
-    shop_nginx_stop "$p"; NGX=""
+    check_nginx nginx-module "$p" "http://127.0.0.1:$port/api"
 }
 
 run_lighttpd() {
