@@ -486,6 +486,22 @@ fcgi_hub_read(PGconn *conn, fcgi_blocks *blocks)
     }
 }
 
+/* 1 when a wake-up came. libpq queues one it parsed while reading a result,
+ * and parses what followed the result only when asked: both are in its
+ * buffer, not on the socket, and poll() would not see them. */
+static int
+fcgi_hub_notified(PGconn *conn)
+{
+    PGnotify *nf;
+    int any = 0;
+
+    while ((nf = PQnotifies(conn)) != NULL) {
+        PQfreemem(nf);
+        any = 1;
+    }
+    return any;
+}
+
 static void *
 fcgi_hub_run(void *arg)
 {
@@ -530,10 +546,10 @@ fcgi_hub_run(void *arg)
             }
             now = fcgi_now_us();
             read_at = now + (pending_ms > 0 ? pending_ms : FCGI_HUB_IDLE_MS) * 1000;
-            read_now = 0;
+            read_now = fcgi_hub_notified(conn);
         }
 
-        wait = (read_at - now + 999) / 1000;
+        wait = read_now ? 0 : (read_at - now + 999) / 1000;
         if (wait > FCGI_HUB_SWEEP_MS) {
             wait = FCGI_HUB_SWEEP_MS;
         }
@@ -546,8 +562,6 @@ fcgi_hub_run(void *arg)
             break;
         }
         if (pfd[0].revents != 0) {
-            PGnotify *nf;
-
             if (!PQconsumeInput(conn)) {
                 fcgi_log(FCGI_LOG_WARN, "events: connection lost: %s; reconnecting",
                          fcgi_pg_message(PQerrorMessage(conn), msg, sizeof(msg)));
@@ -555,10 +569,7 @@ fcgi_hub_run(void *arg)
                 conn = NULL;
                 continue;
             }
-            while ((nf = PQnotifies(conn)) != NULL) {
-                PQfreemem(nf);
-                read_now = 1;
-            }
+            read_now |= fcgi_hub_notified(conn);
         }
         fcgi_hub_sweep();
     }

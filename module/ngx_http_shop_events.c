@@ -78,6 +78,7 @@ static ngx_int_t ngx_http_shop_hub_want_write(ngx_http_shop_hub_t *hub,
     ngx_uint_t want);
 static void ngx_http_shop_hub_handler(ngx_event_t *ev);
 static void ngx_http_shop_hub_poll(ngx_http_shop_hub_t *hub);
+static void ngx_http_shop_hub_notifies(ngx_http_shop_hub_t *hub);
 static void ngx_http_shop_hub_io(ngx_http_shop_hub_t *hub, ngx_uint_t write);
 static void ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub,
     ngx_uint_t query);
@@ -607,11 +608,24 @@ ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub, ngx_uint_t query)
 }
 
 
+/* a burst of wake-ups is one more read */
+
+static void
+ngx_http_shop_hub_notifies(ngx_http_shop_hub_t *hub)
+{
+    PGnotify  *n;
+
+    while ((n = PQnotifies(hub->pg)) != NULL) {
+        PQfreemem(n);
+        hub->notified = 1;
+    }
+}
+
+
 static void
 ngx_http_shop_hub_io(ngx_http_shop_hub_t *hub, ngx_uint_t write)
 {
     int          rc;
-    PGnotify    *n;
     PGresult    *res;
     ngx_uint_t   query;
 
@@ -627,12 +641,7 @@ ngx_http_shop_hub_io(ngx_http_shop_hub_t *hub, ngx_uint_t write)
         return;
     }
 
-    /* a burst of wake-ups is one more read */
-
-    while ((n = PQnotifies(hub->pg)) != NULL) {
-        PQfreemem(n);
-        hub->notified = 1;
-    }
+    ngx_http_shop_hub_notifies(hub);
 
     /* one statement, one result, then NULL: it may take several reads */
 
@@ -640,6 +649,14 @@ ngx_http_shop_hub_io(ngx_http_shop_hub_t *hub, ngx_uint_t write)
         res = PQgetResult(hub->pg);
 
         if (res == NULL) {
+            /*
+             * libpq parses what follows a result only once the result is
+             * taken: a wake-up that came in the same read as the result
+             * is seen now, or it would wait for the next one
+             */
+
+            ngx_http_shop_hub_notifies(hub);
+
             query = hub->query;
             res = hub->res;
 
