@@ -72,10 +72,6 @@ typedef enum {
 
 
 static void ngx_http_shop_hub_connect(ngx_http_shop_hub_t *hub);
-static ngx_int_t ngx_http_shop_hub_wrap(ngx_http_shop_hub_t *hub);
-static void ngx_http_shop_hub_unwrap(ngx_http_shop_hub_t *hub);
-static ngx_int_t ngx_http_shop_hub_want_write(ngx_http_shop_hub_t *hub,
-    ngx_uint_t want);
 static void ngx_http_shop_hub_handler(ngx_event_t *ev);
 static void ngx_http_shop_hub_poll(ngx_http_shop_hub_t *hub);
 static void ngx_http_shop_hub_notifies(ngx_http_shop_hub_t *hub);
@@ -348,116 +344,18 @@ ngx_http_shop_hub_connect(ngx_http_shop_hub_t *hub)
 
     hub->state = NGX_HTTP_SHOP_HUB_CONNECTING;
 
-    if (ngx_http_shop_hub_wrap(hub) != NGX_OK
-        || ngx_http_shop_hub_want_write(hub, 1) != NGX_OK)
-    {
+    hub->c = ngx_http_shop_pg_wrap(hub->pg, hub, ngx_http_shop_hub_handler,
+                                   hub->log);
+
+    if (hub->c == NULL || ngx_http_shop_pg_want_write(hub->c, 1) != NGX_OK) {
         ngx_http_shop_hub_lost(hub, "failed", "cannot register its socket");
         return;
     }
 
-    ngx_http_shop_hub_later(hub, NGX_HTTP_SHOP_HUB_CONNECT);
-}
-
-
-static ngx_int_t
-ngx_http_shop_hub_wrap(ngx_http_shop_hub_t *hub)
-{
-    ngx_socket_t       s;
-    ngx_connection_t  *c;
-
-    s = PQsocket(hub->pg);
-    if (s == (ngx_socket_t) -1) {
-        return NGX_ERROR;
-    }
-
-    c = ngx_get_connection(s, hub->log);
-    if (c == NULL) {
-        return NGX_ERROR;
-    }
-
-    c->data = hub;
-    c->log = hub->log;
-    c->read->log = hub->log;
-    c->write->log = hub->log;
-    c->read->handler = ngx_http_shop_hub_handler;
-    c->write->handler = ngx_http_shop_hub_handler;
-    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
-
     /* ngx_close_idle_connections() tells us the worker shuts down */
-    c->idle = 1;
+    hub->c->idle = 1;
 
-    hub->c = c;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-        ngx_http_shop_hub_unwrap(hub);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* the wrapper goes; PQfinish() alone closes the socket */
-
-static void
-ngx_http_shop_hub_unwrap(ngx_http_shop_hub_t *hub)
-{
-    ngx_uint_t         flags;
-    ngx_connection_t  *c;
-
-    c = hub->c;
-
-    if (c == NULL) {
-        return;
-    }
-
-    /* libpq has closed it already: epoll forgot it by itself */
-    flags = (hub->pg == NULL || PQsocket(hub->pg) != c->fd)
-            ? NGX_CLOSE_EVENT : 0;
-
-    if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, flags);
-    }
-
-    if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    c->read->closed = 1;
-    c->write->closed = 1;
-    c->idle = 0;
-
-    ngx_free_connection(c);
-
-    c->fd = (ngx_socket_t) -1;
-    hub->c = NULL;
-}
-
-
-static ngx_int_t
-ngx_http_shop_hub_want_write(ngx_http_shop_hub_t *hub, ngx_uint_t want)
-{
-    ngx_event_t  *wev;
-
-    wev = hub->c->write;
-
-    if (want && !wev->active) {
-        return ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-    }
-
-    if (!want && wev->active) {
-        return ngx_del_event(wev, NGX_WRITE_EVENT, 0);
-    }
-
-    return NGX_OK;
+    ngx_http_shop_hub_later(hub, NGX_HTTP_SHOP_HUB_CONNECT);
 }
 
 
@@ -502,16 +400,16 @@ ngx_http_shop_hub_poll(ngx_http_shop_hub_t *hub)
     switch (PQconnectPoll(hub->pg)) {
 
     case PGRES_POLLING_READING:
-        if (ngx_http_shop_hub_want_write(hub, 0) != NGX_OK) {
+        if (ngx_http_shop_pg_polling(hub->pg, &hub->c, 0) != NGX_OK) {
             goto failed;
         }
-        break;
+        return;
 
     case PGRES_POLLING_WRITING:
-        if (ngx_http_shop_hub_want_write(hub, 1) != NGX_OK) {
+        if (ngx_http_shop_pg_polling(hub->pg, &hub->c, 1) != NGX_OK) {
             goto failed;
         }
-        break;
+        return;
 
     case PGRES_POLLING_OK:
         if (PQsetnonblocking(hub->pg, 1) != 0) {
@@ -535,20 +433,6 @@ ngx_http_shop_hub_poll(ngx_http_shop_hub_t *hub)
         ngx_http_shop_hub_lost(hub, "failed", PQerrorMessage(hub->pg));
         return;
     }
-
-    /* libpq moved to another socket; the old one is closed already */
-
-    if (PQsocket(hub->pg) != hub->c->fd) {
-        ngx_http_shop_hub_unwrap(hub);
-
-        if (ngx_http_shop_hub_wrap(hub) != NGX_OK
-            || ngx_http_shop_hub_want_write(hub, 1) != NGX_OK)
-        {
-            goto failed;
-        }
-    }
-
-    return;
 
 failed:
 
@@ -602,7 +486,7 @@ ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub, ngx_uint_t query)
 
     rc = PQflush(hub->pg);
 
-    if (rc == -1 || ngx_http_shop_hub_want_write(hub, rc == 1) != NGX_OK) {
+    if (rc == -1 || ngx_http_shop_pg_want_write(hub->c, rc == 1) != NGX_OK) {
         ngx_http_shop_hub_lost(hub, "lost", PQerrorMessage(hub->pg));
     }
 }
@@ -636,7 +520,7 @@ ngx_http_shop_hub_io(ngx_http_shop_hub_t *hub, ngx_uint_t write)
 
     rc = PQflush(hub->pg);
 
-    if (rc == -1 || ngx_http_shop_hub_want_write(hub, rc == 1) != NGX_OK) {
+    if (rc == -1 || ngx_http_shop_pg_want_write(hub->c, rc == 1) != NGX_OK) {
         ngx_http_shop_hub_lost(hub, "lost", PQerrorMessage(hub->pg));
         return;
     }
@@ -1223,8 +1107,11 @@ ngx_http_shop_hub_close(ngx_http_shop_hub_t *hub)
         ngx_del_timer(&hub->timer);
     }
 
+    /* on a lost connection libpq has closed the socket already */
+
     if (hub->c) {
-        ngx_http_shop_hub_unwrap(hub);
+        ngx_http_shop_pg_unwrap(&hub->c, hub->pg == NULL
+                                         || PQsocket(hub->pg) != hub->c->fd);
     }
 
     if (hub->res) {

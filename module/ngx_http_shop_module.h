@@ -263,6 +263,19 @@ void ngx_http_shop_pool_warehouses(ngx_http_shop_pool_t *pool,
     ngx_uint_t n);
 ngx_http_shop_registry_t *ngx_http_shop_pool_registry(
     ngx_http_shop_pool_t *pool);
+/* libpq's socket as an nginx connection (level-triggered read event);
+ * NULL on failure */
+ngx_connection_t *ngx_http_shop_pg_wrap(PGconn *pg, void *data,
+    ngx_event_handler_pt handler, ngx_log_t *log);
+/* the wrapper goes, *cp is NULL; PQfinish() alone closes the socket;
+ * closed: libpq closed it already */
+void ngx_http_shop_pg_unwrap(ngx_connection_t **cp, ngx_uint_t closed);
+/* the write event while libpq has output, not longer */
+ngx_int_t ngx_http_shop_pg_want_write(ngx_connection_t *c, ngx_uint_t want);
+/* PQconnectPoll() waits to read (0) or write (1): the events follow, on
+ * the socket libpq moved to if it did */
+ngx_int_t ngx_http_shop_pg_polling(PGconn *pg, ngx_connection_t **cp,
+    ngx_uint_t write);
 /* libpq's message on one line, in buf; returns its end */
 u_char *ngx_http_shop_pg_message(const char *msg, u_char *buf, size_t len);
 /* a failed result for the log: SQLSTATE and the primary message only (no

@@ -156,11 +156,6 @@ static void ngx_http_shop_conn_init(ngx_http_shop_pool_t *pool,
     ngx_uint_t i);
 static void ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc,
     ngx_queue_t *done);
-static ngx_int_t ngx_http_shop_conn_wrap(ngx_http_shop_conn_t *sc);
-static void ngx_http_shop_conn_unwrap(ngx_http_shop_conn_t *sc,
-    ngx_uint_t closed);
-static ngx_int_t ngx_http_shop_conn_want_write(ngx_http_shop_conn_t *sc,
-    ngx_uint_t want);
 static void ngx_http_shop_conn_handler(ngx_event_t *ev);
 static void ngx_http_shop_conn_timer(ngx_event_t *ev);
 static void ngx_http_shop_conn_deadline(ngx_event_t *ev);
@@ -851,7 +846,7 @@ ngx_http_shop_pool_stop(ngx_http_shop_pool_conf_t *pcf)
         }
 
         if (sc->c) {
-            ngx_http_shop_conn_unwrap(sc, PQsocket(sc->pg) != sc->c->fd);
+            ngx_http_shop_pg_unwrap(&sc->c, PQsocket(sc->pg) != sc->c->fd);
         }
 
         if (sc->pg) {
@@ -1532,7 +1527,9 @@ ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
 
     sc->state = NGX_HTTP_SHOP_CONNECTING;
 
-    if (ngx_http_shop_conn_wrap(sc) != NGX_OK) {
+    sc->c = ngx_http_shop_pg_wrap(sc->pg, sc, ngx_http_shop_conn_handler,
+                                  sc->pool->log);
+    if (sc->c == NULL) {
         ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "failed",
                                  "no nginx connection for its socket", done);
         return;
@@ -1540,7 +1537,7 @@ ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
 
     /* just after PQconnectStart, libpq waits as if it were writing */
 
-    if (ngx_http_shop_conn_want_write(sc, 1) != NGX_OK) {
+    if (ngx_http_shop_pg_want_write(sc->c, 1) != NGX_OK) {
         ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "failed",
                                  "cannot add its write event", done);
         return;
@@ -1551,40 +1548,42 @@ ngx_http_shop_conn_connect(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
 }
 
 
-/* the socket as an nginx connection with a level-triggered read event */
+/*
+ * libpq's socket as an nginx connection: data and handler on both events, a
+ * level-triggered read event (edge-triggered stalls on large results)
+ */
 
-static ngx_int_t
-ngx_http_shop_conn_wrap(ngx_http_shop_conn_t *sc)
+ngx_connection_t *
+ngx_http_shop_pg_wrap(PGconn *pg, void *data, ngx_event_handler_pt handler,
+    ngx_log_t *log)
 {
     ngx_socket_t       s;
     ngx_connection_t  *c;
 
-    s = PQsocket(sc->pg);
+    s = PQsocket(pg);
     if (s == (ngx_socket_t) -1) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    c = ngx_get_connection(s, sc->pool->log);
+    c = ngx_get_connection(s, log);
     if (c == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    c->data = sc;
-    c->log = sc->pool->log;
-    c->read->log = sc->pool->log;
-    c->write->log = sc->pool->log;
-    c->read->handler = ngx_http_shop_conn_handler;
-    c->write->handler = ngx_http_shop_conn_handler;
+    c->data = data;
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+    c->read->handler = handler;
+    c->write->handler = handler;
     c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
 
-    sc->c = c;
-
     if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-        ngx_http_shop_conn_unwrap(sc, 0);
-        return NGX_ERROR;
+        ngx_http_shop_pg_unwrap(&c, 0);
+        return NULL;
     }
 
-    return NGX_OK;
+    return c;
 }
 
 
@@ -1593,13 +1592,18 @@ ngx_http_shop_conn_wrap(ngx_http_shop_conn_t *sc)
  * "closed": libpq has closed it already, epoll forgot it by itself
  */
 
-static void
-ngx_http_shop_conn_unwrap(ngx_http_shop_conn_t *sc, ngx_uint_t closed)
+void
+ngx_http_shop_pg_unwrap(ngx_connection_t **cp, ngx_uint_t closed)
 {
     ngx_uint_t         flags;
     ngx_connection_t  *c;
 
-    c = sc->c;
+    c = *cp;
+
+    if (c == NULL) {
+        return;
+    }
+
     flags = closed ? NGX_CLOSE_EVENT : 0;
 
     if (c->read->active) {
@@ -1620,22 +1624,23 @@ ngx_http_shop_conn_unwrap(ngx_http_shop_conn_t *sc, ngx_uint_t closed)
 
     c->read->closed = 1;
     c->write->closed = 1;
+    c->idle = 0;
 
     ngx_free_connection(c);
 
     c->fd = (ngx_socket_t) -1;
-    sc->c = NULL;
+    *cp = NULL;
 }
 
 
 /* a level-triggered write event spins: only while libpq has output */
 
-static ngx_int_t
-ngx_http_shop_conn_want_write(ngx_http_shop_conn_t *sc, ngx_uint_t want)
+ngx_int_t
+ngx_http_shop_pg_want_write(ngx_connection_t *c, ngx_uint_t want)
 {
     ngx_event_t  *wev;
 
-    wev = sc->c->write;
+    wev = c->write;
 
     if (want && !wev->active) {
         return ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
@@ -1646,6 +1651,46 @@ ngx_http_shop_conn_want_write(ngx_http_shop_conn_t *sc, ngx_uint_t want)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * PQconnectPoll() waits to read or to write; a socket libpq moved to (a DSN
+ * asking for SSL or GSS with fallback, several hosts; the old one is closed
+ * already) is wrapped anew, as the old one was
+ */
+
+ngx_int_t
+ngx_http_shop_pg_polling(PGconn *pg, ngx_connection_t **cp, ngx_uint_t write)
+{
+    void                  *data;
+    ngx_uint_t             idle;
+    ngx_log_t             *log;
+    ngx_connection_t      *c;
+    ngx_event_handler_pt   handler;
+
+    c = *cp;
+
+    if (PQsocket(pg) == c->fd) {
+        return ngx_http_shop_pg_want_write(c, write);
+    }
+
+    data = c->data;
+    idle = c->idle;
+    log = c->log;
+    handler = c->read->handler;
+
+    ngx_http_shop_pg_unwrap(cp, 1);
+
+    c = ngx_http_shop_pg_wrap(pg, data, handler, log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->idle = idle;
+    *cp = c;
+
+    return ngx_http_shop_pg_want_write(c, 1);
 }
 
 
@@ -1761,16 +1806,16 @@ ngx_http_shop_conn_poll(ngx_http_shop_conn_t *sc)
     switch (PQconnectPoll(sc->pg)) {
 
     case PGRES_POLLING_READING:
-        if (ngx_http_shop_conn_want_write(sc, 0) != NGX_OK) {
+        if (ngx_http_shop_pg_polling(sc->pg, &sc->c, 0) != NGX_OK) {
             goto failed;
         }
-        break;
+        return;
 
     case PGRES_POLLING_WRITING:
-        if (ngx_http_shop_conn_want_write(sc, 1) != NGX_OK) {
+        if (ngx_http_shop_pg_polling(sc->pg, &sc->c, 1) != NGX_OK) {
             goto failed;
         }
-        break;
+        return;
 
     case PGRES_POLLING_OK:
         ngx_http_shop_conn_prepare(sc);
@@ -1782,23 +1827,6 @@ ngx_http_shop_conn_poll(ngx_http_shop_conn_t *sc)
         ngx_http_shop_pool_finish(&done, NULL);
         return;
     }
-
-    /*
-     * libpq moved to another socket (a DSN asking for SSL or GSS with
-     * fallback, several hosts): the old one is closed already
-     */
-
-    if (PQsocket(sc->pg) != sc->c->fd) {
-        ngx_http_shop_conn_unwrap(sc, 1);
-
-        if (ngx_http_shop_conn_wrap(sc) != NGX_OK
-            || ngx_http_shop_conn_want_write(sc, 1) != NGX_OK)
-        {
-            goto failed;
-        }
-    }
-
-    return;
 
 failed:
 
@@ -1925,7 +1953,7 @@ ngx_http_shop_conn_flush(ngx_http_shop_conn_t *sc)
         return NGX_ERROR;
     }
 
-    return ngx_http_shop_conn_want_write(sc, rc == 1);
+    return ngx_http_shop_pg_want_write(sc->c, rc == 1);
 }
 
 
@@ -2219,8 +2247,8 @@ ngx_http_shop_conn_drop(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
     /* on a lost connection libpq has closed the socket already */
 
     if (sc->c) {
-        ngx_http_shop_conn_unwrap(sc, sc->pg == NULL
-                                      || PQsocket(sc->pg) != sc->c->fd);
+        ngx_http_shop_pg_unwrap(&sc->c, sc->pg == NULL
+                                        || PQsocket(sc->pg) != sc->c->fd);
     }
 
     if (sc->pg) {
