@@ -29,27 +29,16 @@ import urllib.parse
 import urllib.request
 import uuid
 
-T = {"n": 0, "failed": 0}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import Tap  # noqa: E402
+
 TOPIC = {"product.created": "products", "product.updated": "products", "product.deleted": "products",
          "price.changed": "prices", "stock.changed": "stock", "order.created": "orders",
          "order.status_changed": "orders"}
 
 
-def ok(cond, name, diag=None):
-    T["n"] += 1
-    if not cond:
-        T["failed"] += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (T["n"], name))
-    if not cond and diag is not None:
-        for line in str(diag).splitlines()[:30]:
-            print("#   " + line)
-    sys.stdout.flush()
-    return cond
-
-
-def note(msg):
-    print("# " + msg)
-    sys.stdout.flush()
+TAP = Tap()
+ok, note = TAP.ok, TAP.note
 
 
 class Stream:
@@ -516,8 +505,7 @@ def main():
             t(shop, a)
         except Exception as e:
             ok(False, "%s raised %r" % (t.__name__, e))
-    print("1..%d" % T["n"])
-    sys.exit(1 if T["failed"] else 0)
+    sys.exit(TAP.done())
 
 
 if __name__ == "__main__":

@@ -27,24 +27,13 @@ import time
 import urllib.error
 import urllib.request
 
-T = {"n": 0, "failed": 0}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import Tap  # noqa: E402
 
 
-def ok(cond, name, diag=None):
-    T["n"] += 1
-    if not cond:
-        T["failed"] += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (T["n"], name))
-    if not cond and diag is not None:
-        for line in str(diag).splitlines():
-            print("#   " + line)
-    sys.stdout.flush()
-    return cond
 
-
-def note(msg):
-    print("# " + msg)
-    sys.stdout.flush()
+TAP = Tap(diag_lines=None)
+ok, note = TAP.ok, TAP.note
 
 
 class Shop:
@@ -323,8 +312,7 @@ def latency_tests(shop, D):
 
 
 def finish():
-    print("1..%d" % T["n"])
-    sys.exit(1 if T["failed"] else 0)
+    sys.exit(TAP.done())
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fcgiclient import connect, send, receive, Tap  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import Tap  # noqa: E402
+from fcgiclient import connect, send, receive  # noqa: E402
 
 TAP = Tap()
 ok = TAP.ok

@@ -10,7 +10,6 @@ queue requests in a responder's accept backlog and answer them later.
 """
 import socket
 import struct
-import sys
 
 FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT, FCGI_STDERR = 1, 3, 4, 5, 6, 7
 FCGI_RESPONDER = 1
@@ -137,27 +136,3 @@ def request(address, method, uri, body=b"", headers=None, timeout=10.0):
     send(s, method, uri, body, headers)
     return receive(s)
 
-
-class Tap:
-    """TAP on stdout for the scripts here: ok() per result (the diagnostic's
-    first 30 lines under a failure), done() prints the plan and returns the
-    exit status."""
-
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, name))
-        if not cond:
-            self.failed += 1
-            if diag is not None:
-                for line in str(diag).splitlines()[:30]:
-                    print("#   " + line)
-        sys.stdout.flush()
-        return cond
-
-    def done(self):
-        print("1..%d" % self.n)
-        return 1 if self.failed else 0
