@@ -469,3 +469,20 @@ shop_tail_logs() {
         tail -n "$n" "$f" | sed 's/^/#   /'
     done
 }
+
+# shop_tap_merge FILE [LABEL]: FILE's TAP results renumbered after the
+# caller's count $n, "LABEL: " before each name; a "not ok" sets rc=1 (the
+# caller's status). The plan goes; comments and other lines stay.
+shop_tap_merge() {
+    local line label=${2:+$2: }
+    while IFS= read -r line; do
+        case "$line" in
+            "ok "*)     n=$((n + 1))
+                        printf 'ok %d - %s%s\n' "$n" "$label" "$(sed -E 's/^ok [0-9]+( - )?//' <<<"$line")" ;;
+            "not ok "*) n=$((n + 1)); rc=1
+                        printf 'not ok %d - %s%s\n' "$n" "$label" "$(sed -E 's/^not ok [0-9]+( - )?//' <<<"$line")" ;;
+            1..*)       ;;
+            *)          printf '%s\n' "$line" ;;
+        esac
+    done <"$1"
+}

@@ -59,18 +59,11 @@ result() { # COND-STATUS NAME
 
 # events TARGET URL PID [EVENTS.PY ARGS...]: events.py, renumbered, "TARGET: " before each.
 events() {
-    local t=$1 url=$2 pid=$3 line; shift 3
+    local t=$1 url=$2 pid=$3; shift 3
     python3 "$SHOP_SRCDIR/tests/events/events.py" --url "$url" --dsn "$DSN" \
         --token-file "$W/token" --pid "$pid" --max-streams 8 --restart-cmd "$RESTART" \
         "$@" "${EXTRA[@]}" >"$W/$t.tap" || rc=1
-    while IFS= read -r line; do
-        case "$line" in
-            "ok "*)     n=$((n + 1)); printf 'ok %d - %s: %s\n' "$n" "$t" "$(sed -E 's/^ok [0-9]+( - )?//' <<<"$line")" ;;
-            "not ok "*) n=$((n + 1)); printf 'not ok %d - %s: %s\n' "$n" "$t" "$(sed -E 's/^not ok [0-9]+( - )?//' <<<"$line")" ;;
-            1..*)       ;;
-            *)          printf '%s\n' "$line" ;;
-        esac
-    done <"$W/$t.tap"
+    shop_tap_merge "$W/$t.tap" "$t"
 }
 
 # open_streams URL: three clients on /events (C_PIDS), then a second to settle.

@@ -57,18 +57,6 @@ WAREHOUSES=(
 )
 
 n=0 rc=0
-# tap FILE LABEL: FILE's results renumbered into ours, "LABEL: " before each.
-tap() {
-    local line
-    while IFS= read -r line; do
-        case "$line" in
-            "ok "*)     n=$((n + 1)); printf 'ok %d - %s: %s\n' "$n" "$2" "$(sed -E 's/^ok [0-9]+( - )?//' <<<"$line")" ;;
-            "not ok "*) n=$((n + 1)); printf 'not ok %d - %s: %s\n' "$n" "$2" "$(sed -E 's/^not ok [0-9]+( - )?//' <<<"$line")" ;;
-            1..*)       ;;
-            *)          printf '%s\n' "$line" ;;
-        esac
-    done <"$1"
-}
 result() { # COND-STATUS NAME [DIAG FILE...]
     local st=$1 name=$2; shift 2
     n=$((n + 1))
@@ -82,11 +70,11 @@ fanout() {
     python3 "$SHOP_SRCDIR/tests/fanout/fanout.py" --url "$a" --dsn "$DSN" \
         --token-file "$W/token" --hang-port "$HANG_PORT" --closed-port "$CLOSED_PORT" \
         --deadline-ms 250 --pid "$pid" --shops "$shops" --stock-appname "$app" >"$W/$t-a.tap" || rc=1
-    tap "$W/$t-a.tap" "$t"
+    shop_tap_merge "$W/$t-a.tap" "$t"
     python3 "$SHOP_SRCDIR/tests/fanout/fanout.py" --url "$b" --dsn "$DSN" \
         --token-file "$W/token" --hang-port "$HANG_PORT" --closed-port "$CLOSED_PORT" \
         --deadline-ms 1000 --only latency --stock-appname "$app" >"$W/$t-b.tap" || rc=1
-    tap "$W/$t-b.tap" "$t (deadline 1 s)"
+    shop_tap_merge "$W/$t-b.tap" "$t (deadline 1 s)"
 }
 
 run_fcgi() {

@@ -32,17 +32,6 @@ bail() { echo "Bail out! $*"; exit 1; }
 command -v spawn-fcgi >/dev/null || bail "spawn-fcgi is not installed"
 
 n=0 rc=0
-tap() { # FILE LABEL: its results renumbered into ours
-    local line
-    while IFS= read -r line; do
-        case "$line" in
-            "ok "*)     n=$((n + 1)); printf 'ok %d - %s: %s\n' "$n" "$2" "$(sed -E 's/^ok [0-9]+( - )?//' <<<"$line")" ;;
-            "not ok "*) n=$((n + 1)); rc=1; printf 'not ok %d - %s: %s\n' "$n" "$2" "$(sed -E 's/^not ok [0-9]+( - )?//' <<<"$line")" ;;
-            1..*)       ;;
-            *)          printf '%s\n' "$line" ;;
-        esac
-    done <"$1"
-}
 
 read -r PG_PORT SB_PORT <<<"$(shop_free_ports 2 | tr '\n' ' ')"
 shop_pg_start "$W/pg" "$PG_PORT" "$W/pg/run" || bail "PostgreSQL did not start"
@@ -77,7 +66,7 @@ shop_fcgi_start "$W/a.sock" "$W/a.log" SHOP_DATABASE_URL="$PRIMARY" \
 A=$SHOP_FCGI_PID; PIDS+=("$A")
 python3 "$SHOP_SRCDIR/tests/fcgi/replica.py" standby --socket "$W/a.sock" --token-file "$W/token" \
     --primary "$PRIMARY" --replica "$REPLICA" >"$W/standby.tap"
-tap "$W/standby.tap" standby
+shop_tap_merge "$W/standby.tap" standby
 shop_fcgi_stop "$A"; PIDS=()
 standby_stop
 
@@ -90,7 +79,7 @@ CREATE="bash -c '. \"$SHOP_SRCDIR/tests/lib.sh\"; export SHOP_PG_SOCKDIR=\"$SHOP
 SHOP_SRCDIR=$SHOP_SRCDIR SHOP_BUILDDIR=$SHOP_BUILDDIR \
 python3 "$SHOP_SRCDIR/tests/fcgi/replica.py" down --socket "$W/b.sock" --token-file "$W/token" \
     --primary "$PRIMARY" --log "$W/b.log" --create "$CREATE" >"$W/down.tap"
-tap "$W/down.tap" down
+shop_tap_merge "$W/down.tap" down
 shop_fcgi_stop "$B"; PIDS=()
 
 n=$((n + 1))

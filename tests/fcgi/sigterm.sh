@@ -50,17 +50,6 @@ result() { # STATUS NAME
     n=$((n + 1))
     if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; rc=1; fi
 }
-tap() { # FILE: its results renumbered into ours
-    local line
-    while IFS= read -r line; do
-        case "$line" in
-            "ok "*)     n=$((n + 1)); printf 'ok %d - %s\n' "$n" "$(sed -E 's/^ok [0-9]+( - )?//' <<<"$line")" ;;
-            "not ok "*) n=$((n + 1)); rc=1; printf 'not ok %d - %s\n' "$n" "$(sed -E 's/^not ok [0-9]+( - )?//' <<<"$line")" ;;
-            1..*)       ;;
-            *)          printf '%s\n' "$line" ;;
-        esac
-    done <"$1"
-}
 # exit_status PID: waits for our child PID (not in a subshell: only this
 # shell can wait for it); its exit status in $st.
 exit_status() { st=0; wait "$1" 2>/dev/null || st=$?; }
@@ -86,7 +75,7 @@ from fcgiclient import request; print(request('unix:$W/busy.sock', 'GET', '/read
 done
 python3 "$SHOP_SRCDIR/tests/fcgi/backlog.py" --socket "$W/busy.sock" --pid "$pid" --threads 2 \
     --queued 6 >"$W/backlog.tap"
-tap "$W/backlog.tap"
+shop_tap_merge "$W/backlog.tap"
 exit_status "$pid"; PIDS=()
 result "$([ "$st" = 0 ] && echo 0 || echo 1)" "backlog: shop-fcgi exited 0 (status $st)"
 
@@ -94,7 +83,7 @@ result "$([ "$st" = 0 ] && echo 0 || echo 1)" "backlog: shop-fcgi exited 0 (stat
 python3 "$SHOP_SRCDIR/tests/fcgi/socketact.py" --bin "$(shop_fcgi_bin)" --socket "$W/sd.sock" \
     --log "$W/sd.log" --threads 2 SHOP_DATABASE_URL="$DSN" SHOP_STOCK_DEADLINE_MS=3000 \
     >"$W/socketact.tap"
-tap "$W/socketact.tap"
+shop_tap_merge "$W/socketact.tap"
 shop_psql sigterm -c "DELETE FROM shop.warehouses WHERE code = 'slow'" >/dev/null
 
 # ---- 2. a pair behind nginx, under load -------------------------------------
