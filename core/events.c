@@ -30,7 +30,7 @@ shop_topics_parse(shop_str list, unsigned *out)
     shop_str name;
 
     if (list.n == 0) {
-        *out = SHOP_TOPIC_ALL;
+        *out = SHOP_TOPIC_PUBLIC;
         return 0;
     }
     while (shop_str_split(&list, ',', &name)) {

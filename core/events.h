@@ -14,8 +14,13 @@
 #define SHOP_TOPIC_STOCK     4u
 #define SHOP_TOPIC_ORDERS    8u
 #define SHOP_TOPIC_ALL       15u
+/* What anyone may read: no personal data, no order ids. */
+#define SHOP_TOPIC_PUBLIC    (SHOP_TOPIC_PRODUCTS | SHOP_TOPIC_PRICES | SHOP_TOPIC_STOCK)
+/* What needs the admin token. */
+#define SHOP_TOPIC_PRIVATE   SHOP_TOPIC_ORDERS
 
-/* "orders,stock" -> bits; empty -> all. -1 on an unknown or repeated name. */
+/* "orders,stock" -> bits; empty -> the public topics. -1 on an unknown or
+ * repeated name. */
 int      shop_topics_parse(shop_str list, unsigned *out);
 unsigned shop_topic_bit(const char *topic);
 

@@ -3,6 +3,7 @@
  * front-end then keeps the connection and writes events to it. */
 #include <string.h>
 
+#include "auth.h"
 #include "events.h"
 #include "handlers.h"
 #include "uri.h"
@@ -27,12 +28,22 @@ shop_events_plan(shop_ctx *c)
 {
     const shop_request *req = c->req;
     shop_str topics = SHOP_STR(""), after;
-    shop_stream st = { SHOP_STREAM_SSE, SHOP_TOPIC_ALL, -1 };
+    shop_stream st = { SHOP_STREAM_SSE, SHOP_TOPIC_PUBLIC, -1 };
 
     if (shop_query_param(c->arena, req->query, "topics", &topics) == SHOP_QP_BAD
         || shop_topics_parse(topics, &st.topics) != 0) {
         shop_fail(c, SHOP_E_BAD_REQUEST, "topics must be a comma-separated list of orders, stock, products, prices");
         return;
+    }
+    /* Order events carry customers' addresses and the orders' only keys:
+     * refused, as a problem, before any event is sent. */
+    if (st.topics & SHOP_TOPIC_PRIVATE) {
+        shop_err e = shop_auth_admin(c->settings, req->authorization);
+        if (e != SHOP_OK) {
+            shop_fail(c, e, e == SHOP_E_UNAUTHORIZED ? "the orders topic needs the admin bearer token"
+                                                      : "the token is not valid");
+            return;
+        }
     }
     /* ?after= wins over Last-Event-ID: a client that names a position means it. */
     switch (shop_query_param(c->arena, req->query, "after", &after)) {

@@ -30,7 +30,7 @@ static void
 test_topics_parse(void **state)
 {
     (void) state;
-    check_topics("", 0, SHOP_TOPIC_ALL);
+    check_topics("", 0, SHOP_TOPIC_PUBLIC);
     check_topics("orders", 0, SHOP_TOPIC_ORDERS);
     check_topics("stock", 0, SHOP_TOPIC_STOCK);
     check_topics("products", 0, SHOP_TOPIC_PRODUCTS);
@@ -278,9 +278,11 @@ test_event_ws(void **state)
 /* ---- GET /events ------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *upgrade, *connection, *key, *version, *last_event_id;
+    const char *upgrade, *connection, *key, *version, *last_event_id, *authorization;
     int can_upgrade;
 } ev_headers;
+
+#define ADMIN "Bearer " TH_TOKEN
 
 static th_env *
 events(const char *target, ev_headers h)
@@ -303,6 +305,9 @@ events(const char *target, ev_headers h)
     }
     if (h.last_event_id) {
         e->req.last_event_id = th_s(e, h.last_event_id);
+    }
+    if (h.authorization) {
+        e->req.authorization = th_s(e, h.authorization);
     }
     th_begin(e);
     assert_int_equal(e->c.nqueries, 0);   /* the front-end reads the events itself */
@@ -354,23 +359,65 @@ test_events_sse(void **state)
 {
     ev_headers none = { 0 };
     ev_headers lei7 = { .last_event_id = "7" };
+    ev_headers admin = { .authorization = ADMIN };
     (void) state;
 
-    check_sse("/events", none, SHOP_TOPIC_ALL, -1);
-    check_sse("/events?topics=", none, SHOP_TOPIC_ALL, -1);
-    check_sse("/events?topics=orders", none, SHOP_TOPIC_ORDERS, -1);
-    check_sse("/events?topics=orders,prices", none, SHOP_TOPIC_ORDERS | SHOP_TOPIC_PRICES, -1);
-    check_sse("/events?topics=orders%2Cstock", none, SHOP_TOPIC_ORDERS | SHOP_TOPIC_STOCK, -1);
-    check_sse("/events?after=0", none, SHOP_TOPIC_ALL, 0);
-    check_sse("/events?after=5", none, SHOP_TOPIC_ALL, 5);
+    /* No topics: the public ones, never the orders. */
+    check_sse("/events", none, SHOP_TOPIC_PUBLIC, -1);
+    check_sse("/events?topics=", none, SHOP_TOPIC_PUBLIC, -1);
+    check_sse("/events", admin, SHOP_TOPIC_PUBLIC, -1);
+    check_sse("/events?topics=orders", admin, SHOP_TOPIC_ORDERS, -1);
+    check_sse("/events?topics=orders,prices", admin, SHOP_TOPIC_ORDERS | SHOP_TOPIC_PRICES, -1);
+    check_sse("/events?topics=orders%2Cstock", admin, SHOP_TOPIC_ORDERS | SHOP_TOPIC_STOCK, -1);
+    check_sse("/events?topics=prices,products,stock", none, SHOP_TOPIC_PUBLIC, -1);
+    check_sse("/events?topics=prices,products,stock,orders", admin, SHOP_TOPIC_ALL, -1);
+    check_sse("/events?after=0", none, SHOP_TOPIC_PUBLIC, 0);
+    check_sse("/events?after=5", none, SHOP_TOPIC_PUBLIC, 5);
     check_sse("/events?after=9223372036854775807&topics=stock", none, SHOP_TOPIC_STOCK, INT64_MAX);
-    check_sse("/events", lei7, SHOP_TOPIC_ALL, 7);
+    check_sse("/events", lei7, SHOP_TOPIC_PUBLIC, 7);
     check_sse("/events?topics=prices", lei7, SHOP_TOPIC_PRICES, 7);
     /* ?after= wins over Last-Event-ID. */
-    check_sse("/events?after=5", lei7, SHOP_TOPIC_ALL, 5);
-    check_sse("/events?after=0", lei7, SHOP_TOPIC_ALL, 0);
-    check_sse("/events?after=5", (ev_headers) { .last_event_id = "garbage" }, SHOP_TOPIC_ALL, 5);
-    check_sse("/events", (ev_headers) { .last_event_id = " 12 " }, SHOP_TOPIC_ALL, 12);
+    check_sse("/events?after=5", lei7, SHOP_TOPIC_PUBLIC, 5);
+    check_sse("/events?after=0", lei7, SHOP_TOPIC_PUBLIC, 0);
+    check_sse("/events?after=5", (ev_headers) { .last_event_id = "garbage" }, SHOP_TOPIC_PUBLIC, 5);
+    check_sse("/events", (ev_headers) { .last_event_id = " 12 " }, SHOP_TOPIC_PUBLIC, 12);
+}
+
+/* The orders topic without the token: 401 with a challenge, a wrong token:
+ * 403; either way a problem and no stream. */
+static void
+check_refused(const char *target, ev_headers h, int status, const char *type)
+{
+    th_env *e = events(target, h);
+
+    th_problem(e, status, type);
+    assert_int_equal(e->c.resp.stream.kind, SHOP_STREAM_NONE);
+    assert_null(th_header(e, "Sec-WebSocket-Accept"));
+    assert_null(th_header(e, "Upgrade"));
+    if (status == 401) {
+        assert_non_null(th_header(e, "WWW-Authenticate"));
+        assert_true(strncmp(th_header(e, "WWW-Authenticate"), "Bearer", 6) == 0);
+    }
+    th_free(e);
+}
+
+static void
+test_events_orders_need_admin(void **state)
+{
+    ev_headers none = { 0 }, wrong = { .authorization = "Bearer not-the-token" };
+    ev_headers basic = { .authorization = "Basic dXNlcjpwYXNz" };
+    ev_headers resume = { .last_event_id = "0" };
+    (void) state;
+
+    check_refused("/events?topics=orders", none, 401, "unauthorized");
+    check_refused("/events?topics=stock,orders", none, 401, "unauthorized");
+    check_refused("/events?topics=orders&after=0", none, 401, "unauthorized");
+    check_refused("/events?topics=orders", resume, 401, "unauthorized");
+    check_refused("/events?topics=orders", basic, 401, "unauthorized");
+    check_refused("/events?topics=orders", wrong, 403, "forbidden");
+    check_refused("/events?topics=prices,orders", wrong, 403, "forbidden");
+    /* A bad token does not matter where no private topic is asked for. */
+    check_sse("/events?topics=stock", wrong, SHOP_TOPIC_STOCK, -1);
 }
 
 static void
@@ -438,32 +485,41 @@ test_events_websocket(void **state)
     ev_headers h;
     (void) state;
 
-    check_handshake("/events", ws(), SHOP_TOPIC_ALL, -1);
+    check_handshake("/events", ws(), SHOP_TOPIC_PUBLIC, -1);
     check_handshake("/events?topics=prices&after=3", ws(), SHOP_TOPIC_PRICES, 3);
     h = ws();
     h.last_event_id = "9";
-    check_handshake("/events", h, SHOP_TOPIC_ALL, 9);
+    check_handshake("/events", h, SHOP_TOPIC_PUBLIC, 9);
+    h = ws();
+    h.authorization = ADMIN;
+    check_handshake("/events?topics=orders", h, SHOP_TOPIC_ORDERS, -1);
     h = ws();
     h.upgrade = "WebSocket";
     h.connection = "keep-alive, Upgrade";
-    check_handshake("/events", h, SHOP_TOPIC_ALL, -1);
+    check_handshake("/events", h, SHOP_TOPIC_PUBLIC, -1);
     h = ws();
     h.connection = "upgrade";
     h.key = " " RFC_KEY " ";
     h.version = " 13 ";
-    check_handshake("/events", h, SHOP_TOPIC_ALL, -1);
+    check_handshake("/events", h, SHOP_TOPIC_PUBLIC, -1);
 
     /* The same request where the front-end cannot switch (fcgi): SSE. */
     h = ws();
     h.can_upgrade = 0;
-    check_sse("/events", h, SHOP_TOPIC_ALL, -1);
+    check_sse("/events", h, SHOP_TOPIC_PUBLIC, -1);
     h.version = "8";
     h.key = "bad";
+    h.authorization = ADMIN;
     check_sse("/events?topics=orders", h, SHOP_TOPIC_ORDERS, -1);
     /* A module request without Upgrade: SSE. */
-    check_sse("/events", (ev_headers) { .can_upgrade = 1 }, SHOP_TOPIC_ALL, -1);
-    /* Bad subscriptions are refused before the handshake. */
+    check_sse("/events", (ev_headers) { .can_upgrade = 1 }, SHOP_TOPIC_PUBLIC, -1);
+    /* Bad subscriptions are refused before the handshake, and so are
+     * order events without the token. */
     check_400("/events?topics=bogus", ws());
+    check_refused("/events?topics=orders", ws(), 401, "unauthorized");
+    h = ws();
+    h.authorization = "Bearer wrong-token-here";
+    check_refused("/events?topics=orders", h, 403, "forbidden");
 }
 
 static void
@@ -533,6 +589,7 @@ main(void)
         TH_TEST(test_event_ws),
         TH_TEST(test_events_sse),
         TH_TEST(test_events_bad),
+        TH_TEST(test_events_orders_need_admin),
         TH_TEST(test_events_websocket),
         TH_TEST(test_events_websocket_refused),
     };
