@@ -63,21 +63,28 @@ static const shop_column warehouse_stock_cols[SHOP_WS_NCOLS] = {
     [SHOP_WS_QUANTITY] = { "quantity", SHOP_OID_INT4 },
 };
 
-static const shop_column events_head_cols[] = {
-    { "id", SHOP_OID_INT8 },
-};
-
 static const shop_column events_prune_cols[] = {
     { "deleted", SHOP_OID_INT8 },
 };
 
-static const shop_column event_cols[SHOP_E_NCOLS] = {
-    [SHOP_E_COL_ID]    = { "id", SHOP_OID_INT8 },
-    [SHOP_E_COL_TYPE]  = { "type", SHOP_OID_TEXT },
-    [SHOP_E_COL_TOPIC] = { "topic", SHOP_OID_TEXT },
-    [SHOP_E_COL_DATA]  = { "data", SHOP_OID_JSON },
-    [SHOP_E_COL_AT]    = { "created_at", SHOP_OID_TIMESTAMPTZ },
-    [SHOP_E_COL_READY] = { "ready", SHOP_OID_BOOL },
+#define EVENT_COLS \
+    [SHOP_E_COL_ID]    = { "id", SHOP_OID_INT8 }, \
+    [SHOP_E_COL_TYPE]  = { "type", SHOP_OID_TEXT }, \
+    [SHOP_E_COL_TOPIC] = { "topic", SHOP_OID_TEXT }, \
+    [SHOP_E_COL_DATA]  = { "data", SHOP_OID_JSON }, \
+    [SHOP_E_COL_AT]    = { "created_at", SHOP_OID_TIMESTAMPTZ }
+
+static const shop_column events_read_cols[SHOP_E_READ_NCOLS] = {
+    EVENT_COLS,
+    [SHOP_E_COL_FINAL]    = { "final", SHOP_OID_INT8 },
+    [SHOP_E_COL_MARK]     = { "mark", SHOP_OID_INT8 },
+    [SHOP_E_COL_MARK_XID] = { "mark_xid", SHOP_OID_XID8 },
+};
+
+static const shop_column events_replay_cols[SHOP_E_REPLAY_NCOLS] = {
+    EVENT_COLS,
+    [SHOP_E_COL_NEXT_ID] = { "next_id", SHOP_OID_INT8 },
+    [SHOP_E_COL_RESET]   = { "reset", SHOP_OID_BOOL },
 };
 
 #define ORDER_COLS \
@@ -123,18 +130,18 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         "product_create",
         "SELECT " PRODUCT_COLS " FROM shop.product_create($1::text, $2::text, $3::boolean,"
         " $4::text, $5::text, $6::text, $7::bigint, $8::text)",
-        8, COLS(product_cols) },
+        8, COLS(product_cols), SHOP_EMITS },
 
     [SHOP_STMT_PRODUCT_UPDATE] = {
         "product_update",
         "SELECT " PRODUCT_COLS " FROM shop.product_update($1::bigint, $2::text, $3::integer[],"
         " $4::text, $5::text, $6::text, $7::text, $8::bigint, $9::text)",
-        9, COLS(product_cols) },
+        9, COLS(product_cols), SHOP_EMITS },
 
     [SHOP_STMT_PRODUCT_DELETE] = {
         "product_delete",
         "SELECT " PRODUCT_COLS " FROM shop.product_delete($1::bigint, $2::text, $3::integer[])",
-        3, COLS(product_cols) },
+        3, COLS(product_cols), SHOP_EMITS },
 
     [SHOP_STMT_WAREHOUSE_LIST] = {
         "warehouse_list",
@@ -150,14 +157,14 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
     [SHOP_STMT_STOCK_PUT] = {
         "stock_put",
         "SELECT warehouse, sku, quantity FROM shop.put_stock($1::text, $2::text, $3::integer)",
-        3, COLS(stock_cols) },
+        3, COLS(stock_cols), SHOP_EMITS },
 
     /* $1 skus, $2 quantities, $3 email, $4 Idempotency-Key, $5 request fingerprint. */
     [SHOP_STMT_ORDER_PLACE] = {
         "order_place",
         "SELECT " ORDER_COLS " FROM shop.place_order($1::text[], $2::integer[], $3::text,"
         " $4::text, $5::text)",
-        5, COLS(order_cols) },
+        5, COLS(order_cols), SHOP_EMITS },
 
     [SHOP_STMT_ORDER_GET] = {
         "order_get",
@@ -182,7 +189,7 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         "order_transition",
         "SELECT " ORDER_COLS " FROM shop.transition_order($1::uuid, $2::text, $3::text[],"
         " $4::text[], $5::integer[])",
-        5, COLS(order_cols) },
+        5, COLS(order_cols), SHOP_EMITS },
 
     /* $1 event id, $2 fingerprint, $3 order id, $4..$6 the move as for
      * order_transition, $7 amount, $8 currency (NULL: not part of the event). */
@@ -190,7 +197,7 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         "payment_event",
         "SELECT " ORDER_COLS " FROM shop.apply_payment_event($1::text, $2::text, $3::uuid,"
         " $4::text, $5::text[], $6::text[], $7::bigint, $8::text)",
-        8, COLS(order_cols) },
+        8, COLS(order_cols), SHOP_EMITS },
 
     /* One warehouse's part of the stock check: $1 warehouse, $2 skus. It
      * first waits the warehouse's simulated latency_ms. */
@@ -204,35 +211,28 @@ const shop_statement shop_catalogue[SHOP_STMT_COUNT] = {
         " ORDER BY w.i",
         2, COLS(warehouse_stock_cols) },
 
-    /* Events after $1, at most $2, oldest first. `ready`: every transaction
-     * that could still commit a smaller id has ended (see shop.emit), so a
-     * reader delivers the leading ready rows and waits for the rest. */
-    [SHOP_STMT_EVENTS_AFTER] = {
-        "events_after",
-        "SELECT id, type, topic, data, created_at,"
-        " horizon <= pg_snapshot_xmin(pg_current_snapshot()) AS ready"
-        " FROM shop.events WHERE id > $1::bigint ORDER BY id LIMIT $2::integer",
-        2, COLS(event_cols) },
+    /* The hub's read: $1 its cursor, $2 the batch, $3..$5 the feed's state
+     * (settled bound, mark, mark xid), $6 wake the other hubs. See
+     * sql/005_events_feed.sql and feed.h. */
+    [SHOP_STMT_EVENTS_READ] = {
+        "events_read",
+        "SELECT id, type, topic, data, created_at, final, mark, mark_xid"
+        " FROM shop.events_read($1::bigint, $2::integer, $3::bigint, $4::bigint, $5::xid8,"
+        " $6::boolean)",
+        6, COLS(events_read_cols) },
 
-    /* Where a live-only reader starts: the last id of the ready prefix (0
-     * when there is none). Readiness is prefix-closed, so no event at or
-     * below it can still appear. */
-    [SHOP_STMT_EVENTS_HEAD] = {
-        "events_head",
-        "SELECT coalesce((SELECT id FROM shop.events"
-        " WHERE horizon <= pg_snapshot_xmin(pg_current_snapshot())"
-        " ORDER BY id DESC LIMIT 1), 0)::bigint AS id",
-        0, COLS(events_head_cols) },
+    /* A stream's replay: events in ($1, $2], at most $3; $4 the replay
+     * limit and $5 the retention on the first batch of a resume (NULL after). */
+    [SHOP_STMT_EVENTS_REPLAY] = {
+        "events_replay",
+        "SELECT id, type, topic, data, created_at, next_id, reset"
+        " FROM shop.events_replay($1::bigint, $2::bigint, $3::integer, $4::integer, $5::bigint)",
+        5, COLS(events_replay_cols) },
 
-    /* Retention: deletes at most $2 events older than $1 milliseconds;
-     * SKIP LOCKED lets several processes prune at once without waiting. */
+    /* Retention: deletes at most $2 events older than $1 milliseconds. */
     [SHOP_STMT_EVENTS_PRUNE] = {
         "events_prune",
-        "WITH d AS (DELETE FROM shop.events WHERE id IN"
-        " (SELECT id FROM shop.events"
-        "  WHERE created_at < clock_timestamp() - $1::bigint * interval '1 millisecond'"
-        "  LIMIT $2::integer FOR UPDATE SKIP LOCKED) RETURNING 1)"
-        " SELECT count(*)::bigint AS deleted FROM d",
+        "SELECT shop.events_prune($1::bigint, $2::integer) AS deleted",
         2, COLS(events_prune_cols) },
 };
 

@@ -28,8 +28,8 @@ typedef enum {
     SHOP_STMT_ORDER_TRANSITION,
     SHOP_STMT_PAYMENT_EVENT,
     SHOP_STMT_WAREHOUSE_STOCK,
-    SHOP_STMT_EVENTS_AFTER,
-    SHOP_STMT_EVENTS_HEAD,
+    SHOP_STMT_EVENTS_READ,
+    SHOP_STMT_EVENTS_REPLAY,
     SHOP_STMT_EVENTS_PRUNE,
     SHOP_STMT_COUNT
 } shop_stmt_id;
@@ -42,6 +42,7 @@ typedef enum {
 #define SHOP_OID_JSON        114
 #define SHOP_OID_TIMESTAMPTZ 1184
 #define SHOP_OID_UUID       2950
+#define SHOP_OID_XID8       5069
 
 typedef struct {
     const char *name;
@@ -54,7 +55,11 @@ typedef struct {
     int                nparams;
     const shop_column *cols;
     int                ncols;
+    int                flags;
 } shop_statement;
+
+/* Statement flags. */
+#define SHOP_EMITS  1   /* may write events: once it committed, the hubs are woken */
 
 extern const shop_statement shop_catalogue[SHOP_STMT_COUNT];
 
@@ -81,9 +86,12 @@ enum {
 /* Columns of warehouse_stock: one row per requested sku, in request order. */
 enum { SHOP_WS_SKU, SHOP_WS_KNOWN, SHOP_WS_QUANTITY, SHOP_WS_NCOLS };
 
-/* Columns of events_after. */
+/* Columns of events_read and events_replay: the event, then the state the
+ * first row carries (see feed.h). */
 enum { SHOP_E_COL_ID, SHOP_E_COL_TYPE, SHOP_E_COL_TOPIC, SHOP_E_COL_DATA, SHOP_E_COL_AT,
-       SHOP_E_COL_READY, SHOP_E_NCOLS };
+       SHOP_E_NEVENT };
+enum { SHOP_E_COL_FINAL = SHOP_E_NEVENT, SHOP_E_COL_MARK, SHOP_E_COL_MARK_XID, SHOP_E_READ_NCOLS };
+enum { SHOP_E_COL_NEXT_ID = SHOP_E_NEVENT, SHOP_E_COL_RESET, SHOP_E_REPLAY_NCOLS };
 
 /* Columns of warehouse statements. */
 enum { SHOP_W_CODE, SHOP_W_NAME, SHOP_W_LATENCY_MS, SHOP_W_CREATED, SHOP_W_NCOLS };

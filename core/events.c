@@ -65,17 +65,6 @@ shop_event_id_parse(shop_str s, int64_t *out)
     return 0;
 }
 
-int
-shop_events_ready(const PGresult *res)
-{
-    int n = PQntuples(res), i = 0;
-
-    while (i < n && PQgetvalue(res, i, SHOP_E_COL_READY)[0] == 't') {
-        i++;
-    }
-    return i;
-}
-
 void
 shop_buf_add_json_compact(shop_buf *b, const char *json, size_t n)
 {

@@ -27,10 +27,8 @@ unsigned shop_topic_bit(const char *topic);
 /* A resume position (Last-Event-ID or ?after=): 0 ... 2^63-1. */
 int      shop_event_id_parse(shop_str s, int64_t *out);
 
-/* Rows of an events_after result that may be delivered: the leading ready ones. */
-int      shop_events_ready(const PGresult *res);
-
-/* The event as the API shows it: {"id":1,"type":"…","at":"…","data":{…}}. */
+/* Rows are those of events_read and events_replay (feed.h).
+ * The event as the API shows it: {"id":1,"type":"…","at":"…","data":{…}}. */
 void     shop_event_json(shop_buf *b, const PGresult *res, int row);
 /* One SSE frame: id:, event:, data: lines and a blank line. */
 void     shop_event_sse(shop_buf *b, const PGresult *res, int row);

@@ -36,6 +36,7 @@ typedef struct shop_settings {
     int64_t     body_limit;
     int64_t     stock_deadline_ms;
     int64_t     event_retention_ms;
+    int64_t     event_replay_limit;
     int64_t     max_streams;
     int64_t     max_subscribers;
     int64_t     stream_buffer;

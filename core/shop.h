@@ -178,7 +178,10 @@ shop_str shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t d
                        int64_t wait_us);
 
 /* Connection options both front-ends pass to libpq, so text values come out
- * the way the render step reads them (UTC timestamps, ISO dates). */
-#define SHOP_PG_OPTIONS "-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3"
+ * the way the render step reads them (UTC timestamps, ISO dates), and so
+ * that shop.emit leaves the wake-up to the front-end: it wakes every hub
+ * once the change committed (shop_feed_woken), not one NOTIFY per writer. */
+#define SHOP_PG_OPTIONS "-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3" \
+    " -c shop.wakeup=deferred"
 
 #endif

@@ -75,6 +75,9 @@ fcgi_exec_pool_run(fcgi_pool *p, fcgi_pool *read_pool, fcgi_pool *run, const sho
         }
 
         shop_result_set(&results[i], res[i]);
+        if ((st->flags & SHOP_EMITS) && results[i].status == SHOP_DB_OK) {
+            fcgi_hub_wake();
+        }
 
         /* Only the log may see what went wrong inside the database: the
          * first line of the server's message, never the parameters. */

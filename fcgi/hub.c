@@ -1,22 +1,22 @@
 /* The event hub of one shop-fcgi process.
  *
  * One thread holds a connection of its own with LISTEN shop_events. On a
- * wake-up it reads the new rows once for the whole process (events_after
- * from the process cursor), keeps the leading rows that are ready (every
- * transaction that could still commit a smaller id has ended; see
- * shop.emit), renders each as an SSE frame and appends it to a ring shared
- * by the streams. Rows that are not ready yet are read again a few
- * milliseconds later, notification or not. After a lost connection it
- * reconnects, LISTENs again and reads on from its cursor: nothing is lost.
+ * wake-up (another process's notification, or a change committed by one of
+ * this process's request threads), and again a few milliseconds later
+ * while the feed has a mark that is not settled yet, it reads the events
+ * once for the whole process (events_read from the process cursor, see
+ * core/feed.h), renders each settled one as an SSE frame and appends it to
+ * a ring shared by the streams. A read after a local change also wakes
+ * the other processes' hubs. After a lost connection it reconnects,
+ * LISTENs again and reads on from its cursor: nothing is lost.
  *
  * A stream takes frames from the ring under the lock (copies; the writes to
  * its socket happen outside it). Each subscriber counts the bytes of its
- * topics published but not yet taken. One that has more than stream_buffer
- * waiting while its write to the client has been blocked for a second is
- * dropped: its socket is shut down, which ends the blocked write too (a
- * large batch alone drops nobody: a reading client takes it in
- * milliseconds). A stream that falls behind the ring itself replays from
- * the table instead, so the ring bounds the memory. */
+ * topics published but not yet taken; the core's verdict
+ * (shop_subscriber_verdict) says when one that does not keep up is
+ * dropped: its socket is shut down, which ends a blocked write too. A
+ * stream that falls behind the ring itself replays from the table instead,
+ * so the ring bounds the memory. */
 #include "shop_fcgi.h"
 
 #include <errno.h>
@@ -24,26 +24,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "events.h"
+#include "feed.h"
 
 /* The ring: at most this many events and bytes of frames. */
 #define FCGI_HUB_RING        8192
 #define FCGI_HUB_RING_BYTES  ((size_t) 16 * 1024 * 1024)
-/* Rows per events_after read. */
-#define FCGI_HUB_BATCH       500
-#define FCGI_HUB_BATCH_STR   "500"
-/* Non-ready rows: read again after this long, doubling up to the max. */
-#define FCGI_HUB_PENDING_MS      2
-#define FCGI_HUB_PENDING_MAX_MS  200
-/* With nothing to do, read anyway this often (it also checks the connection). */
-#define FCGI_HUB_IDLE_MS     30000
 /* On SIGTERM streams get this long to end by themselves. */
 #define FCGI_HUB_GRACE_US    2000000
-/* A subscriber over its buffer is dropped once a write blocked this long. */
-#define FCGI_HUB_STALL_US    1000000
 /* The LISTEN thread looks for stalled subscribers this often. */
 #define FCGI_HUB_SWEEP_MS    500
 
@@ -62,9 +55,12 @@ struct fcgi_sub {
     uint64_t   pos;          /* ring sequence of the next event to look at */
     size_t     backlog;      /* bytes of its topics published since its sync, not taken */
     int        live;         /* taking from the ring: may be dropped */
-    int        dropped;
+    int        dropped;      /* a shop_sub_verdict other than KEEP */
     int64_t    writing;      /* fcgi_now_us() when its current write began; 0: none */
 };
+
+/* Request threads: a change committed (an eventfd; -1 until the hub runs). */
+static int hub_wake_fd = -1;
 
 static struct {
     pthread_mutex_t      lock;
@@ -175,7 +171,7 @@ fcgi_hub_writing(fcgi_sub *sub, int on)
     pthread_mutex_unlock(&hub.lock);
 }
 
-int
+const char *
 fcgi_hub_dropped(fcgi_sub *sub)
 {
     int d;
@@ -183,7 +179,7 @@ fcgi_hub_dropped(fcgi_sub *sub)
     pthread_mutex_lock(&hub.lock);
     d = sub->dropped;
     pthread_mutex_unlock(&hub.lock);
-    return d;
+    return d ? shop_sub_verdict_reason((shop_sub_verdict) d) : NULL;
 }
 
 int
@@ -274,7 +270,7 @@ fcgi_hub_next(fcgi_sub *sub, shop_buf *out, size_t max, int64_t until, int64_t *
 
 /* ---- the LISTEN thread -------------------------------------------------------- */
 
-/* Drops the subscribers over their buffer whose write is stuck. Locked. */
+/* Drops the subscribers the core's verdict drops. Locked. */
 static void
 fcgi_hub_sweep_locked(void)
 {
@@ -282,10 +278,16 @@ fcgi_hub_sweep_locked(void)
     int64_t now = fcgi_now_us();
 
     for (fcgi_sub *sub = hub.subs; sub != NULL; sub = sub->next) {
-        if (sub->live && !sub->dropped && sub->backlog > limit && sub->writing != 0
-            && now - sub->writing >= FCGI_HUB_STALL_US) {
-            /* It does not read: end it, and the write blocked on it. */
-            sub->dropped = 1;
+        shop_sub_verdict v;
+
+        if (!sub->live || sub->dropped) {
+            continue;
+        }
+        v = shop_subscriber_verdict(sub->backlog, limit,
+                                    sub->writing != 0 ? (now - sub->writing) / 1000 : -1);
+        if (v != SHOP_SUB_KEEP) {
+            /* End it, and the write blocked on it. */
+            sub->dropped = (int) v;
             fcgi_metrics_dropped();
             shutdown(sub->fd, SHUT_RDWR);
             pthread_cond_broadcast(&hub.cond);
@@ -301,9 +303,10 @@ fcgi_hub_sweep(void)
     pthread_mutex_unlock(&hub.lock);
 }
 
-/* Appends rendered events and counts them against each subscriber. */
+/* Appends rendered events, counts them against each subscriber and moves
+ * the process cursor (every id up to it is published or never comes). */
 static void
-fcgi_hub_publish(fcgi_hub_event *ev, int n)
+fcgi_hub_publish(fcgi_hub_event *ev, int n, int64_t cursor)
 {
     pthread_mutex_lock(&hub.lock);
     for (int i = 0; i < n; i++) {
@@ -318,7 +321,6 @@ fcgi_hub_publish(fcgi_hub_event *ev, int n)
         hub.ring[hub.seq % FCGI_HUB_RING] = ev[i];
         hub.seq++;
         hub.bytes += ev[i].len;
-        hub.cursor = ev[i].id;
         for (fcgi_sub *sub = hub.subs; sub != NULL; sub = sub->next) {
             if (!(ev[i].topic & sub->topics) || sub->dropped) {
                 continue;
@@ -326,32 +328,13 @@ fcgi_hub_publish(fcgi_hub_event *ev, int n)
             sub->backlog += ev[i].len;
         }
     }
+    if (cursor > hub.cursor) {
+        hub.cursor = cursor;
+    }
     fcgi_hub_sweep_locked();
     hub.published += (uint64_t) n;
     pthread_cond_broadcast(&hub.cond);
     pthread_mutex_unlock(&hub.lock);
-}
-
-static void
-fcgi_hub_set_cursor(int64_t cursor)
-{
-    pthread_mutex_lock(&hub.lock);
-    if (hub.cursor < 0) {
-        hub.cursor = cursor;
-        pthread_cond_broadcast(&hub.cond);
-    }
-    pthread_mutex_unlock(&hub.lock);
-}
-
-static int64_t
-fcgi_hub_cursor(void)
-{
-    int64_t c;
-
-    pthread_mutex_lock(&hub.lock);
-    c = hub.cursor;
-    pthread_mutex_unlock(&hub.lock);
-    return c;
 }
 
 static void
@@ -381,7 +364,7 @@ fcgi_hub_failed(const char *what, const char *why)
     }
 }
 
-/* Connects, LISTENs and, the first time, finds where the live feed starts. */
+/* Connects and LISTENs; the first read finds where the live feed starts. */
 static PGconn *
 fcgi_hub_connect(void)
 {
@@ -409,19 +392,6 @@ fcgi_hub_connect(void)
         return NULL;
     }
     PQclear(res);
-    if (fcgi_hub_cursor() < 0) {
-        res = PQexecPrepared(conn, shop_catalogue[SHOP_STMT_EVENTS_HEAD].name, 0, NULL, NULL,
-                             NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-            fcgi_hub_failed("events_head failed",
-                            fcgi_pg_message(PQerrorMessage(conn), err, sizeof(err)));
-            PQclear(res);
-            PQfinish(conn);
-            return NULL;
-        }
-        fcgi_hub_set_cursor(strtoll(PQgetvalue(res, 0, 0), NULL, 10));
-        PQclear(res);
-    }
     if (PQsetnonblocking(conn, 0) != 0) {
         PQfinish(conn);
         return NULL;
@@ -430,76 +400,87 @@ fcgi_hub_connect(void)
     return conn;
 }
 
-/* Reads and publishes every ready event after the cursor: 0 when all rows
- * were ready, 1 when some were not yet, -1 when the connection failed. */
+static shop_feed feed;              /* the LISTEN thread's */
+
+/* One events_read: publishes the settled events after the cursor. 0, or
+ * -1 when the connection failed. */
 static int
 fcgi_hub_read(PGconn *conn, fcgi_blocks *blocks)
 {
-    const char *name = shop_catalogue[SHOP_STMT_EVENTS_AFTER].name;
-    fcgi_hub_event ev[FCGI_HUB_BATCH];
-    char after[24], msg[256];
+    const char *name = shop_catalogue[SHOP_STMT_EVENTS_READ].name;
+    fcgi_hub_event ev[SHOP_EVENTS_BATCH];
+    shop_feed_query q;
+    shop_arena arena;
+    PGresult *res;
+    int n, nev = 0;
+    char msg[256];
 
-    for ( ;; ) {
-        const char *values[2] = { after, FCGI_HUB_BATCH_STR };
-        PGresult *res;
-        int n, ready, nev = 0;
-        shop_arena arena;
-
-        snprintf(after, sizeof(after), "%lld", (long long) fcgi_hub_cursor());
-        res = PQexecPrepared(conn, name, 2, values, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            fcgi_log(FCGI_LOG_WARN, "events: reading events failed: %s",
-                     fcgi_pg_message(res ? PQresultErrorMessage(res) : PQerrorMessage(conn),
-                                     msg, sizeof(msg)));
-            PQclear(res);
-            return -1;
-        }
-        n = PQntuples(res);
-        ready = shop_events_ready(res);
-
-        shop_arena_init(&arena, fcgi_blocks_grow, blocks);
-        for (int i = 0; i < ready; i++) {
-            shop_buf b;
-
-            shop_buf_init(&b, &arena, 512);
-            shop_event_sse(&b, res, i);
-            if (arena.failed || (ev[nev].frame = malloc(b.len)) == NULL) {
-                break;              /* out of memory: the rest comes next time */
-            }
-            memcpy(ev[nev].frame, b.p, b.len);
-            ev[nev].len = b.len;
-            ev[nev].id = strtoll(PQgetvalue(res, i, SHOP_E_COL_ID), NULL, 10);
-            ev[nev].topic = shop_topic_bit(PQgetvalue(res, i, SHOP_E_COL_TOPIC));
-            nev++;
-        }
-        fcgi_blocks_reset(blocks);
+    shop_feed_query_init(&feed, &q);
+    res = PQexecPrepared(conn, name, 6, q.values, NULL, NULL, 0);
+    n = shop_feed_result(&feed, res);
+    if (n < 0) {
+        fcgi_log(FCGI_LOG_WARN, "events: reading events failed: %s",
+                 fcgi_pg_message(res ? PQresultErrorMessage(res) : PQerrorMessage(conn),
+                                 msg, sizeof(msg)));
         PQclear(res);
-        if (nev > 0) {
-            fcgi_hub_publish(ev, nev);
-        }
-        if (nev < ready || ready < n) {
-            return 1;
-        }
-        if (n < FCGI_HUB_BATCH) {
-            return 0;
-        }
+        return -1;
     }
+
+    shop_arena_init(&arena, fcgi_blocks_grow, blocks);
+    for (int i = 1; i <= n; i++) {
+        shop_buf b;
+
+        shop_buf_init(&b, &arena, 512);
+        shop_event_sse(&b, res, i);
+        if (arena.failed || (ev[nev].frame = malloc(b.len)) == NULL) {
+            break;              /* out of memory: the rest comes with the next read */
+        }
+        memcpy(ev[nev].frame, b.p, b.len);
+        ev[nev].len = b.len;
+        ev[nev].id = strtoll(PQgetvalue(res, i, SHOP_E_COL_ID), NULL, 10);
+        ev[nev].topic = shop_topic_bit(PQgetvalue(res, i, SHOP_E_COL_TOPIC));
+        nev++;
+    }
+    fcgi_blocks_reset(blocks);
+    PQclear(res);
+    if (nev < n) {
+        feed.more = 1;
+    }
+    if (shop_feed_advance(&feed, nev, nev > 0 ? ev[nev - 1].id : 0)) {
+        fcgi_log(FCGI_LOG_INFO, "events: listening from event %lld", (long long) feed.cursor);
+    }
+    if (nev > 0 || feed.cursor >= 0) {
+        fcgi_hub_publish(ev, nev, feed.cursor);
+    }
+    return 0;
 }
 
-/* 1 when a wake-up came. libpq queues one it parsed while reading a result,
- * and parses what followed the result only when asked: both are in its
- * buffer, not on the socket, and poll() would not see them. */
-static int
+/* Takes the wake-ups libpq parsed. It queues one it parsed while reading a
+ * result, and parses what followed the result only when asked: both are in
+ * its buffer, not on the socket, and poll() would not see them. Our own
+ * announcements wake the other processes, not us. */
+static void
 fcgi_hub_notified(PGconn *conn)
 {
     PGnotify *nf;
-    int any = 0;
+    int self = PQbackendPID(conn);
 
     while ((nf = PQnotifies(conn)) != NULL) {
+        if (nf->be_pid != self) {
+            shop_feed_woken(&feed, 0);
+        }
         PQfreemem(nf);
-        any = 1;
     }
-    return any;
+}
+
+void
+fcgi_hub_wake(void)
+{
+    uint64_t one = 1;
+
+    if (hub_wake_fd >= 0 && write(hub_wake_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is full of wake-ups already */
+    }
 }
 
 static void *
@@ -507,15 +488,14 @@ fcgi_hub_run(void *arg)
 {
     fcgi_blocks blocks = { 0 };
     PGconn *conn = NULL;
-    int64_t pending_ms = 0, read_at = 0;
-    int read_now = 1;
+    int64_t read_at = 0;
     char msg[256];
 
     (void) arg;
+    shop_feed_init(&feed);
     while (!fcgi_stopping()) {
-        struct pollfd pfd[2];
+        struct pollfd pfd[3];
         int64_t now, wait;
-        int rc;
 
         if (conn == NULL) {
             conn = fcgi_hub_connect();
@@ -523,43 +503,44 @@ fcgi_hub_run(void *arg)
                 fcgi_stop_wait(1000);
                 continue;
             }
-            fcgi_log(FCGI_LOG_INFO, "events: listening from event %lld",
-                     (long long) fcgi_hub_cursor());
-            read_now = 1;           /* what committed while we were away */
+            if (feed.cursor >= 0) {
+                fcgi_log(FCGI_LOG_INFO, "events: listening again, reading on from event %lld",
+                         (long long) feed.cursor);
+            }
+            shop_feed_woken(&feed, 0);      /* what committed while we were away */
+            read_at = 0;
         }
 
         now = fcgi_now_us();
-        if (read_now || now >= read_at) {
-            rc = fcgi_hub_read(conn, &blocks);
-            if (rc < 0) {
+        if (now >= read_at) {
+            if (fcgi_hub_read(conn, &blocks) < 0) {
                 PQfinish(conn);
                 conn = NULL;
                 continue;
             }
-            if (rc == 1) {
-                /* Rows not ready yet: again soon, notification or not. */
-                pending_ms = pending_ms == 0 ? FCGI_HUB_PENDING_MS
-                             : pending_ms * 2 > FCGI_HUB_PENDING_MAX_MS ? FCGI_HUB_PENDING_MAX_MS
-                             : pending_ms * 2;
-            } else {
-                pending_ms = 0;
-            }
+            fcgi_hub_notified(conn);
             now = fcgi_now_us();
-            read_at = now + (pending_ms > 0 ? pending_ms : FCGI_HUB_IDLE_MS) * 1000;
-            read_now = fcgi_hub_notified(conn);
+            read_at = now + shop_feed_next_read(&feed) * 1000;
         }
 
-        wait = read_now ? 0 : (read_at - now + 999) / 1000;
+        wait = (read_at - now + 999) / 1000;
         if (wait > FCGI_HUB_SWEEP_MS) {
             wait = FCGI_HUB_SWEEP_MS;
         }
         pfd[0] = (struct pollfd) { PQsocket(conn), POLLIN, 0 };
         pfd[1] = (struct pollfd) { fcgi_stop_fd(), POLLIN, 0 };
-        if (poll(pfd, 2, (int) (wait > 0 ? wait : 0)) < 0 && errno != EINTR) {
+        pfd[2] = (struct pollfd) { hub_wake_fd, POLLIN, 0 };
+        if (poll(pfd, 3, (int) (wait > 0 ? wait : 0)) < 0 && errno != EINTR) {
             fcgi_stop_wait(10);
         }
         if (pfd[1].revents & POLLIN) {
             break;
+        }
+        if (pfd[2].revents & POLLIN) {
+            uint64_t count;
+            if (read(hub_wake_fd, &count, sizeof(count)) > 0) {
+                shop_feed_woken(&feed, 1);
+            }
         }
         if (pfd[0].revents != 0) {
             if (!PQconsumeInput(conn)) {
@@ -569,7 +550,10 @@ fcgi_hub_run(void *arg)
                 conn = NULL;
                 continue;
             }
-            read_now |= fcgi_hub_notified(conn);
+            fcgi_hub_notified(conn);
+        }
+        if (feed.wake) {
+            read_at = 0;
         }
         fcgi_hub_sweep();
     }
@@ -586,6 +570,12 @@ fcgi_hub_start(const shop_settings *s)
 
     hub.settings = s;
     hub.cursor = -1;
+    /* Request threads wake the LISTEN thread when a change committed. */
+    hub_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (hub_wake_fd < 0) {
+        fcgi_log(FCGI_LOG_ERROR, "events: eventfd: %s", strerror(errno));
+        return -1;
+    }
     pthread_mutex_init(&hub.lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -635,4 +625,8 @@ fcgi_hub_stop(void)
     hub.first = hub.seq;
     hub.bytes = 0;
     pthread_cond_destroy(&hub.cond);
+    if (hub_wake_fd >= 0) {
+        close(hub_wake_fd);
+        hub_wake_fd = -1;
+    }
 }

@@ -143,7 +143,7 @@ void fcgi_exec_plan(fcgi_pool *p, fcgi_pool *read_pool, const shop_ctx *c,
 
 
 /* hub.c: the event hub of this process. One thread LISTENs on its own
- * connection and, per wake-up, reads the new ready events once for every
+ * connection and, per wake-up, reads the new settled events once for every
  * subscriber; subscribers take rendered SSE frames from a shared ring. */
 
 typedef struct fcgi_sub fcgi_sub;
@@ -152,6 +152,9 @@ int  fcgi_hub_start(const shop_settings *s);
 /* Ends every stream (SIGTERM): waits for them, cutting the ones stuck in a
  * write after a grace period, then stops the LISTEN thread. */
 void fcgi_hub_stop(void);
+/* A change that emits events committed: the hub reads at once and tells
+ * the other processes' hubs (async-signal-safe, never blocks). */
+void fcgi_hub_wake(void);
 
 /* A stream slot: -1 when max_streams are open. */
 int  fcgi_hub_reserve(void);
@@ -176,7 +179,8 @@ int  fcgi_hub_sync(fcgi_sub *sub, int64_t until, int64_t *cursor);
 /* Around each write to the client: a subscriber over its buffer whose
  * write stays blocked is dropped. */
 void fcgi_hub_writing(fcgi_sub *sub, int on);
-int  fcgi_hub_dropped(fcgi_sub *sub);
+/* Why the subscriber was dropped, or NULL. */
+const char *fcgi_hub_dropped(fcgi_sub *sub);
 /* After a replay: 0 when the subscriber may go live, FCGI_HUB_RESYNC when
  * it fell too far behind meanwhile. */
 int  fcgi_hub_go_live(fcgi_sub *sub);

@@ -5,9 +5,11 @@
  *
  * A stream with a resume position (Last-Event-ID or ?after=) first places
  * itself at the head of the hub's live feed, which tells it the process
- * cursor, then replays from the table (events_after on a pooled connection,
- * only the ready prefix) until it passed that cursor, and then takes the
- * live feed, skipping ids it already sent: no gap, no duplicate. A stream
+ * cursor, then replays from the table (events_replay on a pooled
+ * connection, up to that cursor, which the hub has settled) and then takes
+ * the live feed, skipping ids it already sent: no gap, no duplicate. The
+ * first batch checks the replay limit and the retention: a resume from
+ * further back gets a reset and goes on from where the core says. A stream
  * that falls too far behind the live feed replays the same way. */
 #include "shop_fcgi.h"
 
@@ -23,12 +25,11 @@
 #include <fcgiapp.h>
 
 #include "events.h"
+#include "feed.h"
 #include "handler.h"
 
 #define FCGI_SSE_STACK        ((size_t) 256 * 1024)
 #define FCGI_SSE_CHUNK        ((size_t) 64 * 1024)
-#define FCGI_SSE_BATCH        500
-#define FCGI_SSE_BATCH_STR    "500"
 /* A write to a client that takes no data for this long ends the stream. */
 #define FCGI_SSE_SEND_TIMEOUT 60
 /* How often an idle stream looks whether its client went away. */
@@ -123,64 +124,68 @@ fcgi_sse_write(fcgi_sse *st, fcgi_sub *sub, const char *p, size_t n)
     return rc;
 }
 
-/* Sends the retained events after *last up to the table's ready end, at
- * least up to `cursor`. 0, or -1 when the stream must end. */
+/* Sends the events after *last up to `cursor` (settled by the hub), with
+ * a reset first when the resume point is too far behind. 0, or -1 when the
+ * stream must end. */
 static int
 fcgi_sse_replay(fcgi_sse *st, fcgi_sub *sub, fcgi_blocks *blocks, int64_t *last,
                 int64_t cursor, int64_t *events)
 {
-    const char *name = shop_catalogue[SHOP_STMT_EVENTS_AFTER].name;
-    char after[24], msg[256];
+    const char *name = shop_catalogue[SHOP_STMT_EVENTS_REPLAY].name;
+    int first = 1;
+    char msg[256];
 
     while (*last < cursor && !fcgi_stopping()) {
-        const char *values[2] = { after, FCGI_SSE_BATCH_STR };
+        shop_replay_query q;
+        shop_replay_batch batch;
         shop_arena arena;
         shop_buf b;
         PGresult *res;
         PGconn *conn;
-        int n, ready, rc = 0;
+        int rc = 0;
         int64_t sent = 0;
 
         conn = fcgi_pool_acquire(st->pool);
         if (conn == NULL) {
             return -1;
         }
-        snprintf(after, sizeof(after), "%lld", (long long) *last);
-        res = PQexecPrepared(conn, name, 2, values, NULL, NULL, 0);
+        shop_replay_query_init(&q, st->settings, *last, cursor, first);
+        res = PQexecPrepared(conn, name, 5, q.values, NULL, NULL, 0);
         fcgi_pool_release(st->pool, conn);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (shop_replay_result(res, *last, cursor, &batch) != 0) {
             fcgi_log(FCGI_LOG_WARN, "stream %s: replay failed: %s", st->rid,
                      fcgi_pg_message(res ? PQresultErrorMessage(res) : "no result",
                                      msg, sizeof(msg)));
             PQclear(res);
             return -1;
         }
-        n = PQntuples(res);
-        ready = shop_events_ready(res);
 
         shop_arena_init(&arena, fcgi_blocks_grow, blocks);
         shop_buf_init(&b, &arena, 4096);
-        for (int i = 0; i < ready; i++) {
+        if (batch.reset) {
+            fcgi_log(FCGI_LOG_INFO, "stream %s: resume after %lld is too far behind: from %lld",
+                     st->rid, (long long) *last, (long long) batch.next_id);
+            shop_reset_sse(&b, batch.next_id);
+        }
+        for (int i = 1; i <= batch.nevents; i++) {
             if (shop_topic_bit(PQgetvalue(res, i, SHOP_E_COL_TOPIC)) & st->topics) {
                 shop_event_sse(&b, res, i);
                 sent++;
             }
-            *last = strtoll(PQgetvalue(res, i, SHOP_E_COL_ID), NULL, 10);
         }
         if (arena.failed || (b.len > 0 && fcgi_sse_write(st, sub, b.p, b.len) != 0)) {
             rc = -1;
         } else {
             *events += sent;
             fcgi_metrics_delivered((uint64_t) sent);
+            *last = batch.last;
         }
         fcgi_blocks_reset(blocks);
         PQclear(res);
         if (rc != 0) {
             return -1;
         }
-        if (ready < n || n < FCGI_SSE_BATCH) {
-            break;                  /* the table has nothing more that is ready */
-        }
+        first = 0;
     }
     return 0;
 }
@@ -232,7 +237,7 @@ fcgi_sse_run(void *arg)
             }
             if (last < 0) {
                 last = cursor;
-            } else if (last < cursor) {
+            } else if (shop_resume_next(last, cursor) == SHOP_RESUME_REPLAY) {
                 if (fcgi_sse_replay(st, sub, &blocks, &last, cursor, &events) != 0) {
                     why = fcgi_stopping() ? "shutdown" : "replay failed or client gone";
                     break;
@@ -249,7 +254,7 @@ fcgi_sse_run(void *arg)
         shop_buf_init(&b, &arena, 4096);
         rc = fcgi_hub_next(sub, &b, FCGI_SSE_CHUNK, fcgi_sse_until(last_write, beat_us), &last);
         if (rc == FCGI_HUB_END) {
-            why = fcgi_stopping() ? "shutdown" : "dropped: too slow";
+            why = fcgi_stopping() ? "shutdown" : "dropped";
             fcgi_blocks_reset(&blocks);
             break;
         }
@@ -283,8 +288,8 @@ fcgi_sse_run(void *arg)
     }
 
 done:
-    if (sub != NULL && fcgi_hub_dropped(sub)) {
-        why = "dropped: the client does not keep up";
+    if (sub != NULL && fcgi_hub_dropped(sub) != NULL) {
+        why = fcgi_hub_dropped(sub);
     }
     fcgi_hub_unsubscribe(sub);
     FCGX_Finish_r(st->rq);

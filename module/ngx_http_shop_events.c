@@ -4,26 +4,27 @@
  *
  * One connection of its own, in nginx's event loop like the pool's (a
  * level-triggered read event, a write event only while libpq has output),
- * does "LISTEN shop_events" and reads the events: on a wake-up, and again
- * after a few milliseconds while rows that are not ready yet remain, it
- * runs events_after from the worker's cursor, once for the whole worker,
- * keeps the leading ready rows (see shop.emit: an event is ready when no
- * transaction that could still commit a smaller id is running), renders
- * each once as an SSE chunk and a WebSocket frame, and hands it to the
- * live subscribers of its topic. Wake-ups that come while a read runs are
- * one more read after it: a burst is read in batches, not row by row.
+ * does "LISTEN shop_events" and reads the events: on a wake-up (another
+ * process's notification, or a change committed by this worker), and
+ * again after a few milliseconds while the feed's mark is not settled, it
+ * runs events_read from the worker's cursor, once for the whole worker
+ * (core/feed.h decides what to ask and when), renders each settled event
+ * once as an SSE chunk and a WebSocket frame, and hands it to the live
+ * subscribers of its topic. Wake-ups that come while a read runs are one
+ * more read after it: a burst is read in batches, not row by row. A read
+ * after a local change also wakes the other processes' hubs.
  *
- *   DOWN --timer--> CONNECTING --OK--> LISTEN --> (HEAD, once) --> READY
- *     ^                                                              |
- *     +------------- lost, failed (100 ms, doubling up to 2 s) ------+
+ *   DOWN --timer--> CONNECTING --OK--> LISTEN --> READY (reads)
+ *     ^                                              |
+ *     +---- lost, failed (100 ms, doubling up to 2 s) +
  *
  * After a lost connection the hub listens again and reads on from its
  * cursor: nothing is lost, subscribers stay connected meanwhile.
  *
  * A timer every second sends heartbeats (an SSE comment, a WebSocket ping)
- * to subscribers that got nothing for 15 s and drops those over their
- * buffer (shop_subscriber_buffer) whose socket took nothing for a second,
- * or nothing for a minute (and at once those 64 times over it). Worker 0
+ * to subscribers that got nothing for 15 s and drops those the core's
+ * verdict drops (shop_subscriber_verdict: over their buffer with output
+ * waiting a second, far over it, or taking nothing for a minute). Worker 0
  * prunes old events every minute on the shop's pool.
  *
  * Graceful shutdown: the LISTEN connection and every subscriber are idle
@@ -42,9 +43,6 @@
 #define NGX_HTTP_SHOP_HUB_CONNECT      5000
 #define NGX_HTTP_SHOP_HUB_BACKOFF_MIN  100
 #define NGX_HTTP_SHOP_HUB_BACKOFF_MAX  2000
-#define NGX_HTTP_SHOP_HUB_PENDING_MIN  2
-#define NGX_HTTP_SHOP_HUB_PENDING_MAX  200
-#define NGX_HTTP_SHOP_HUB_IDLE         30000   /* read anyway, this often */
 #define NGX_HTTP_SHOP_HUB_TICK         1000
 #define NGX_HTTP_SHOP_HUB_SLOW         50      /* a pass this long: logged */
 #define NGX_HTTP_SHOP_PRUNE_FIRST      2000
@@ -52,8 +50,6 @@
 #define NGX_HTTP_SHOP_PRUNE_PAUSE      20
 #define NGX_HTTP_SHOP_PRUNE_BATCH      1000
 #define NGX_HTTP_SHOP_PRUNE_BATCH_STR  "1000"
-
-#define NGX_HTTP_SHOP_BATCH_STR        "500"
 
 
 typedef enum {
@@ -66,7 +62,6 @@ typedef enum {
 typedef enum {
     NGX_HTTP_SHOP_HUB_NONE = 0,
     NGX_HTTP_SHOP_HUB_LISTEN,
-    NGX_HTTP_SHOP_HUB_HEAD,
     NGX_HTTP_SHOP_HUB_READ
 } ngx_http_shop_hub_query_e;
 
@@ -82,8 +77,9 @@ static void ngx_http_shop_hub_done(ngx_http_shop_hub_t *hub,
     ngx_uint_t query, PGresult *res);
 static void ngx_http_shop_hub_read_result(ngx_http_shop_hub_t *hub,
     PGresult *res);
+static void ngx_http_shop_hub_next_read(ngx_http_shop_hub_t *hub);
 static ngx_uint_t ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub,
-    PGresult *res, ngx_uint_t ready);
+    PGresult *res, ngx_uint_t n);
 static ngx_http_shop_frame_t *ngx_http_shop_frame_render(
     ngx_http_shop_hub_t *hub, PGresult *res, int row);
 static void ngx_http_shop_hub_lost(ngx_http_shop_hub_t *hub, const char *what,
@@ -204,7 +200,7 @@ ngx_http_shop_events_start(ngx_cycle_t *cycle)
 
         hub->conf = hh[i];
         hub->log = cycle->log;
-        hub->cursor = -1;
+        shop_feed_init(&hub->feed);
         hub->backoff = NGX_HTTP_SHOP_HUB_BACKOFF_MIN;
 
         ngx_queue_init(&hub->frames);
@@ -444,8 +440,7 @@ static void
 ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub, ngx_uint_t query)
 {
     int                    rc;
-    const char            *values[2];
-    u_char                 after[NGX_INT64_LEN + 1];
+    shop_feed_query        q;
     const shop_statement  *st;
 
     if (hub->timer.timer_set) {
@@ -458,22 +453,14 @@ ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub, ngx_uint_t query)
         rc = PQsendQuery(hub->pg, "LISTEN shop_events");
         break;
 
-    case NGX_HTTP_SHOP_HUB_HEAD:
-        st = &shop_catalogue[SHOP_STMT_EVENTS_HEAD];
-        rc = PQsendQueryParams(hub->pg, st->sql, 0, NULL, NULL, NULL, NULL, 0);
-        break;
-
     default: /* NGX_HTTP_SHOP_HUB_READ */
-        *ngx_sprintf(after, "%L", hub->cursor) = '\0';
-        values[0] = (char *) after;
-        values[1] = NGX_HTTP_SHOP_BATCH_STR;
 
         /* the wake-ups so far are answered by this read */
-        hub->notified = 0;
+        shop_feed_query_init(&hub->feed, &q);
 
-        st = &shop_catalogue[SHOP_STMT_EVENTS_AFTER];
-        rc = PQsendQueryParams(hub->pg, st->sql, 2, NULL, values, NULL, NULL,
-                               0);
+        st = &shop_catalogue[SHOP_STMT_EVENTS_READ];
+        rc = PQsendQueryParams(hub->pg, st->sql, st->nparams, NULL, q.values,
+                               NULL, NULL, 0);
         break;
     }
 
@@ -492,16 +479,44 @@ ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub, ngx_uint_t query)
 }
 
 
-/* a burst of wake-ups is one more read */
+/* a burst of wake-ups is one more read; our own announcements are for
+ * the other processes */
 
 static void
 ngx_http_shop_hub_notifies(ngx_http_shop_hub_t *hub)
 {
+    int        self;
     PGnotify  *n;
 
+    self = PQbackendPID(hub->pg);
+
     while ((n = PQnotifies(hub->pg)) != NULL) {
+        if (n->be_pid != self) {
+            shop_feed_woken(&hub->feed, 0);
+        }
+
         PQfreemem(n);
-        hub->notified = 1;
+    }
+}
+
+
+void
+ngx_http_shop_hub_wake(ngx_http_shop_hub_conf_t *hcf)
+{
+    ngx_http_shop_hub_t  *hub;
+
+    hub = hcf->hub;
+
+    if (hub == NULL) {
+        return;
+    }
+
+    shop_feed_woken(&hub->feed, 1);
+
+    if (hub->state == NGX_HTTP_SHOP_HUB_READY
+        && hub->query == NGX_HTTP_SHOP_HUB_NONE)
+    {
+        ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
     }
 }
 
@@ -563,9 +578,7 @@ ngx_http_shop_hub_io(ngx_http_shop_hub_t *hub, ngx_uint_t write)
         return;
     }
 
-    if (hub->query == NGX_HTTP_SHOP_HUB_NONE && hub->notified
-        && hub->cursor >= 0)
-    {
+    if (hub->query == NGX_HTTP_SHOP_HUB_NONE && hub->feed.wake) {
         ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
     }
 }
@@ -576,9 +589,7 @@ ngx_http_shop_hub_done(ngx_http_shop_hub_t *hub, ngx_uint_t query,
     PGresult *res)
 {
     ngx_uint_t             level;
-    ngx_queue_t           *q;
     ExecStatusType         want;
-    ngx_http_shop_sub_t   *sub;
 
     want = (query == NGX_HTTP_SHOP_HUB_LISTEN) ? PGRES_COMMAND_OK
                                                : PGRES_TUPLES_OK;
@@ -599,68 +610,21 @@ ngx_http_shop_hub_done(ngx_http_shop_hub_t *hub, ngx_uint_t query,
     case NGX_HTTP_SHOP_HUB_LISTEN:
         PQclear(res);
 
-        if (hub->cursor < 0) {
-            ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_HEAD);
-            return;
+        if (hub->feed.cursor >= 0) {
+            level = hub->failing ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+
+            ngx_log_error(level, hub->log, 0,
+                          "shop: events: listening on %V again, reading on "
+                          "from event %L", &hub->conf->pool->name,
+                          hub->feed.cursor);
+
+            hub->failing = 0;
+            hub->backoff = NGX_HTTP_SHOP_HUB_BACKOFF_MIN;
         }
 
-        level = hub->failing ? NGX_LOG_NOTICE : NGX_LOG_INFO;
-
-        ngx_log_error(level, hub->log,
-                      0, "shop: events: listening on %V again, reading on "
-                      "from event %L", &hub->conf->pool->name, hub->cursor);
-
-        hub->failing = 0;
-        hub->backoff = NGX_HTTP_SHOP_HUB_BACKOFF_MIN;
-
-        /* what committed while we were away */
+        /* what committed while we were away; the first read: where to start */
+        shop_feed_woken(&hub->feed, 0);
         ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
-        return;
-
-    case NGX_HTTP_SHOP_HUB_HEAD:
-        if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-            PQclear(res);
-            ngx_http_shop_hub_lost(hub, "failed", "events_head: no row");
-            return;
-        }
-
-        hub->cursor = ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
-                                PQgetlength(res, 0, 0));
-        PQclear(res);
-
-        if (hub->cursor < 0) {
-            ngx_http_shop_hub_lost(hub, "failed", "events_head: not an id");
-            return;
-        }
-
-        level = hub->failing ? NGX_LOG_NOTICE : NGX_LOG_INFO;
-
-        ngx_log_error(level, hub->log,
-                      0, "shop: events: listening on %V from event %L",
-                      &hub->conf->pool->name, hub->cursor);
-
-        hub->failing = 0;
-        hub->backoff = NGX_HTTP_SHOP_HUB_BACKOFF_MIN;
-
-        /* the streams that waited for a position */
-
-        while (!ngx_queue_empty(&hub->subs[NGX_HTTP_SHOP_SUB_WAIT])) {
-            q = ngx_queue_head(&hub->subs[NGX_HTTP_SHOP_SUB_WAIT]);
-            sub = ngx_queue_data(q, ngx_http_shop_sub_t, queue);
-            ngx_http_shop_stream_attach(sub);
-        }
-
-        if (hub->pg == NULL) {
-            return;
-        }
-
-        if (hub->notified) {
-            ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
-
-        } else {
-            ngx_http_shop_hub_later(hub, NGX_HTTP_SHOP_HUB_IDLE);
-        }
-
         return;
 
     default: /* NGX_HTTP_SHOP_HUB_READ */
@@ -673,74 +637,100 @@ ngx_http_shop_hub_done(ngx_http_shop_hub_t *hub, ngx_uint_t query,
 static void
 ngx_http_shop_hub_read_result(ngx_http_shop_hub_t *hub, PGresult *res)
 {
-    ngx_uint_t  n, ready, published;
+    int                   n;
+    int64_t               last;
+    ngx_uint_t            level, published;
+    ngx_queue_t          *q;
+    ngx_http_shop_sub_t  *sub;
 
-    n = PQntuples(res);
-    ready = shop_events_ready(res);
+    n = shop_feed_result(&hub->feed, res);
 
-    published = ngx_http_shop_hub_publish(hub, res, ready);
+    if (n < 0) {
+        PQclear(res);
+        ngx_http_shop_hub_lost(hub, "failed", "events_read: no state row");
+        return;
+    }
+
+    published = ngx_http_shop_hub_publish(hub, res, (ngx_uint_t) n);
+
+    last = published ? ngx_atoof((u_char *) PQgetvalue(res, (int) published,
+                                                        SHOP_E_COL_ID),
+                                 PQgetlength(res, (int) published,
+                                             SHOP_E_COL_ID))
+                     : 0;
 
     PQclear(res);
+
+    if (published < (ngx_uint_t) n) {
+        /* out of memory: the cursor stays at what went out */
+        hub->feed.more = 1;
+    }
+
+    if (shop_feed_advance(&hub->feed, (int) published, last)) {
+        level = hub->failing ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+
+        ngx_log_error(level, hub->log,
+                      0, "shop: events: listening on %V from event %L",
+                      &hub->conf->pool->name, hub->feed.cursor);
+
+        hub->failing = 0;
+        hub->backoff = NGX_HTTP_SHOP_HUB_BACKOFF_MIN;
+
+        /* the streams that waited for a position */
+
+        while (!ngx_queue_empty(&hub->subs[NGX_HTTP_SHOP_SUB_WAIT])) {
+            q = ngx_queue_head(&hub->subs[NGX_HTTP_SHOP_SUB_WAIT]);
+            sub = ngx_queue_data(q, ngx_http_shop_sub_t, queue);
+            ngx_http_shop_stream_attach(sub);
+        }
+    }
 
     if (hub->pg == NULL) {
         return;
     }
 
-    if (published < ready) {
-        /* out of memory: the rest a little later */
-        ngx_http_shop_hub_later(hub, NGX_HTTP_SHOP_HUB_PENDING_MAX);
+    if (published < (ngx_uint_t) n) {
+        /* the rest a little later */
+        ngx_http_shop_hub_later(hub, SHOP_FEED_PENDING_MAX_MS);
         return;
     }
 
-    if (ready == n && n == NGX_HTTP_SHOP_EVENTS_BATCH) {
-        hub->pending = 0;
+    ngx_http_shop_hub_next_read(hub);
+}
+
+
+static void
+ngx_http_shop_hub_next_read(ngx_http_shop_hub_t *hub)
+{
+    int64_t  delay;
+
+    delay = shop_feed_next_read(&hub->feed);
+
+    if (delay == 0) {
         ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
         return;
     }
 
-    if (ready < n) {
-        /*
-         * a transaction that drew a smaller id is still running: read
-         * again soon, wake-up or not (its commit wakes us too)
-         */
-
-        if (hub->pending == 0) {
-            hub->pending = NGX_HTTP_SHOP_HUB_PENDING_MIN;
-
-        } else {
-            hub->pending = ngx_min(hub->pending * 2,
-                                   NGX_HTTP_SHOP_HUB_PENDING_MAX);
-        }
-
-        ngx_http_shop_hub_later(hub, hub->pending);
-        return;
-    }
-
-    hub->pending = 0;
-
-    if (hub->notified) {
-        ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
-        return;
-    }
-
-    ngx_http_shop_hub_later(hub, NGX_HTTP_SHOP_HUB_IDLE);
+    ngx_http_shop_hub_later(hub, (ngx_msec_t) delay);
 }
 
 
 /*
- * the ready rows become frames on the hub's list; then, in one pass over
- * the live subscribers, each takes a reference on the new frames of its
- * topics and writes
+ * the settled rows (1 ... n) become frames on the hub's list; then, in one
+ * pass over the live subscribers, each takes a reference on the new frames
+ * of its topics and writes
  */
 
 static ngx_uint_t
 ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
-    ngx_uint_t ready)
+    ngx_uint_t n)
 {
     size_t                  len, limit;
     int64_t                 start, spent;
-    ngx_uint_t              i, n;
+    ngx_uint_t              i, nsubs;
+    ngx_msec_t              now;
     ngx_queue_t            *q, *next, *live, *fq, *fnext, *frames;
+    shop_sub_verdict        v;
     ngx_http_shop_sub_t    *sub;
     ngx_http_shop_frame_t  *f, *first;
 
@@ -751,21 +741,12 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
     /* nobody listens live: the cursor moves on, nothing is rendered */
 
     if (ngx_queue_empty(live)) {
-        if (ready) {
-            hub->cursor = ngx_atoof((u_char *) PQgetvalue(res,
-                                                          (int) ready - 1,
-                                                          SHOP_E_COL_ID),
-                                    PQgetlength(res, (int) ready - 1,
-                                                SHOP_E_COL_ID));
-        }
-
-        hub->published += ready;
-
-        return ready;
+        hub->published += n;
+        return n;
     }
 
-    for (i = 0; i < ready; i++) {
-        f = ngx_http_shop_frame_render(hub, res, (int) i);
+    for (i = 0; i < n; i++) {
+        f = ngx_http_shop_frame_render(hub, res, (int) i + 1);
         if (f == NULL) {
             break;
         }
@@ -774,7 +755,6 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
         f->refs = 1;
 
         ngx_queue_insert_tail(frames, &f->queue);
-        hub->cursor = f->id;
 
         if (first == NULL) {
             first = f;
@@ -790,7 +770,8 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
     }
 
     start = ngx_http_shop_now_us();
-    n = 0;
+    now = ngx_current_msec;
+    nsubs = 0;
 
     for (q = ngx_queue_head(live); q != ngx_queue_sentinel(live); q = next) {
         next = ngx_queue_next(q);
@@ -826,11 +807,13 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
         /* reading, but never catching up: its frames would pile up */
 
         limit = (size_t) sub->conf->settings.stream_buffer;
+        v = shop_subscriber_verdict(sub->unsent, limit,
+                                    sub->pending ? (int64_t) (now - sub->last_out)
+                                                 : -1);
 
-        if (sub->unsent > limit * NGX_HTTP_SHOP_OVER_MAX) {
+        if (v != SHOP_SUB_KEEP) {
             ngx_http_shop_metrics_dropped();
-            ngx_http_shop_stream_close(sub, 1,
-                                       "dropped: the client falls ever behind");
+            ngx_http_shop_stream_close(sub, 1, shop_sub_verdict_reason(v));
             continue;
         }
 
@@ -838,7 +821,7 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
             (void) ngx_http_shop_stream_write(sub);
         }
 
-        n++;
+        nsubs++;
     }
 
     /* a worker that needs long to reach its subscribers has too many */
@@ -848,7 +831,7 @@ ngx_http_shop_hub_publish(ngx_http_shop_hub_t *hub, PGresult *res,
     if (spent >= (int64_t) NGX_HTTP_SHOP_HUB_SLOW * 1000) {
         ngx_log_error(NGX_LOG_INFO, hub->log, 0,
                       "shop: events: %ui event(s) to %ui subscriber(s) took "
-                      "%L ms", i, n, spent / 1000);
+                      "%L ms", i, nsubs, spent / 1000);
     }
 
     /* the hub lets go: frames nobody wants, or everybody sent, go */
@@ -1026,8 +1009,8 @@ ngx_http_shop_hub_join(ngx_http_shop_sub_t *sub)
      * from the table up to last_id is not sent twice
      */
 
-    if (sub->last_id < hub->cursor) {
-        sub->last_id = hub->cursor;
+    if (sub->last_id < hub->feed.cursor) {
+        sub->last_id = hub->feed.cursor;
     }
 
     sub->next = NULL;
@@ -1126,7 +1109,7 @@ ngx_http_shop_hub_close(ngx_http_shop_hub_t *hub)
 
     hub->state = NGX_HTTP_SHOP_HUB_DOWN;
     hub->query = NGX_HTTP_SHOP_HUB_NONE;
-    hub->pending = 0;
+    hub->feed.pending_ms = 0;
 }
 
 
@@ -1174,8 +1157,7 @@ ngx_http_shop_hub_timer(ngx_event_t *ev)
         return;
 
     default: /* NGX_HTTP_SHOP_HUB_READY */
-        if (hub->query == NGX_HTTP_SHOP_HUB_NONE && hub->cursor >= 0) {
-            hub->pending = 0;
+        if (hub->query == NGX_HTTP_SHOP_HUB_NONE) {
             ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
         }
 
@@ -1193,6 +1175,7 @@ ngx_http_shop_hub_tick(ngx_event_t *ev)
     ngx_uint_t            k;
     ngx_msec_t            now;
     ngx_queue_t          *q, *next, *list;
+    shop_sub_verdict      v;
     ngx_http_shop_hub_t  *hub;
     ngx_http_shop_sub_t  *sub;
 
@@ -1208,25 +1191,17 @@ ngx_http_shop_hub_tick(ngx_event_t *ev)
             sub = ngx_queue_data(q, ngx_http_shop_sub_t, queue);
 
             limit = (size_t) sub->conf->settings.stream_buffer;
+            v = shop_subscriber_verdict(sub->unsent, limit,
+                                        sub->pending
+                                        ? (int64_t) (now - sub->last_out) : -1);
 
-            /* over its buffer, and its socket took nothing for a while */
-
-            if (sub->pending && sub->unsent > limit
-                && now - sub->last_out >= NGX_HTTP_SHOP_OVER_GRACE)
-            {
+            if (v != SHOP_SUB_KEEP) {
                 ngx_http_shop_metrics_dropped();
-                ngx_http_shop_stream_close(sub, 1,
-                                       "dropped: the client does not keep up");
+                ngx_http_shop_stream_close(sub, 1, shop_sub_verdict_reason(v));
                 continue;
             }
 
             if (sub->pending) {
-                if (now - sub->last_out >= NGX_HTTP_SHOP_STALL) {
-                    ngx_http_shop_metrics_dropped();
-                    ngx_http_shop_stream_close(sub, 1,
-                                        "dropped: the client takes no data");
-                }
-
                 continue;
             }
 

@@ -22,19 +22,12 @@
 
 #include "ngx_http_shop_module.h"
 #include "events.h"
+#include "feed.h"
 #include "websocket.h"
 
 
-/* rows per events_after statement: the hub's reads and each replay */
-#define NGX_HTTP_SHOP_EVENTS_BATCH      500
 /* largest WebSocket frame a client may send us */
 #define NGX_HTTP_SHOP_WS_MAX_PAYLOAD    4096
-/* a subscriber over its buffer whose socket took nothing for this long is
- * dropped; one this many times over it, at once */
-#define NGX_HTTP_SHOP_OVER_GRACE        1000
-#define NGX_HTTP_SHOP_OVER_MAX          64
-/* a subscriber whose socket takes nothing for this long is dropped */
-#define NGX_HTTP_SHOP_STALL             60000
 /* the last bytes of a stream, then the client's close: at most this long */
 #define NGX_HTTP_SHOP_LINGER            2000
 /* replays running at once per hub; the others wait their turn */
@@ -134,10 +127,9 @@ struct ngx_http_shop_hub_s {
     ngx_uint_t                 query;       /* in flight */
     PGresult                  *res;         /* its result, until the end */
     ngx_msec_t                 backoff;
-    ngx_msec_t                 pending;     /* re-read delay */
     ngx_event_t                timer;
 
-    int64_t                    cursor;      /* published up to; -1: unknown */
+    shop_feed                  feed;        /* cursor: published up to */
     ngx_queue_t                frames;
     ngx_pool_t                *scratch;     /* rendering, reset per batch */
 
@@ -156,7 +148,6 @@ struct ngx_http_shop_hub_s {
 
     uint64_t                   published;
 
-    unsigned                   notified:1;  /* a wake-up came meanwhile */
     unsigned                   scheduling:1;
     unsigned                   failing:1;   /* said once, quieter after */
     unsigned                   stopping:1;
@@ -179,11 +170,12 @@ struct ngx_http_shop_replay_s {
     u_char                    *last;
 
     int64_t                    upto;        /* read up to (every topic) */
+    int64_t                    bound;       /* this batch reads up to */
     ngx_uint_t                 failures;
-    ngx_uint_t                 idle;        /* reads without progress */
+    shop_replay_query          rq;          /* the statement's values */
 
     unsigned                   running:1;
-    char                       after[NGX_INT64_LEN + 1];
+    unsigned                   first:1;     /* checks limit and retention */
 };
 
 

@@ -145,6 +145,13 @@ static ngx_command_t  ngx_http_shop_commands[] = {
       0,
       NULL },
 
+    { ngx_string("shop_event_replay_limit"),
+      NGX_HTTP_SHOP_ANY_CONF|NGX_CONF_TAKE1,
+      ngx_http_shop_setting,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("shop_max_subscribers"),
       NGX_HTTP_SHOP_ANY_CONF|NGX_CONF_TAKE1,
       ngx_http_shop_setting,

@@ -342,6 +342,9 @@ ngx_int_t ngx_http_shop_events_conf(ngx_conf_t *cf,
     ngx_http_shop_loc_conf_t *lcf);
 ngx_int_t ngx_http_shop_events_start(ngx_cycle_t *cycle);
 void ngx_http_shop_events_stop(ngx_cycle_t *cycle);
+/* a change that emits events committed on this worker: the hub reads at
+ * once and tells the other processes' hubs */
+void ngx_http_shop_hub_wake(ngx_http_shop_hub_conf_t *hcf);
 
 
 /* ngx_http_shop_stream.c */

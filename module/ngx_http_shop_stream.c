@@ -20,12 +20,14 @@
  *                                              at or past the hub's)
  *
  * Resume (Last-Event-ID, ?after=): the subscriber reads the table after
- * its position (events_after on the shop's pool, the ready rows only, a
- * batch at a time, the next one once the last is written) until it read
- * up to the hub's cursor at that moment. Then it joins the live list:
- * every event up to the cursor was published before, every later one will
- * be, and ids it read from the table already are not sent again. Nothing
- * is held for it while it replays, so a long replay costs one batch.
+ * its position (events_replay on the shop's pool, up to the hub's cursor,
+ * which the hub has settled, a batch at a time, the next one once the last
+ * is written) until it reached the hub's cursor. Then it joins the live
+ * list: every event up to the cursor was published before, every later
+ * one will be, and ids it read from the table already are not sent again.
+ * Nothing is held for it while it replays, so a long replay costs one
+ * batch. The first batch checks the replay limit and the retention: a
+ * resume from further back gets a reset first (core/feed.h).
  *
  * The end: on shutdown (the connection is idle for nginx, so
  * ngx_close_idle_connections() reaches it) the last chunk or a close frame
@@ -43,9 +45,6 @@
 #define NGX_HTTP_SHOP_WRITE_MAX    ((size_t) 256 * 1024)
 #define NGX_HTTP_SHOP_READ_MAX     ((size_t) 64 * 1024)
 #define NGX_HTTP_SHOP_REPLAY_FAILS 30
-#define NGX_HTTP_SHOP_REPLAY_IDLE  50
-
-#define NGX_HTTP_SHOP_BATCH_STR    "500"
 
 
 typedef enum {
@@ -74,7 +73,7 @@ static void ngx_http_shop_replay_query(ngx_http_shop_replay_t *rp);
 static void ngx_http_shop_replay_done(ngx_http_shop_job_t *job,
     ngx_uint_t sync);
 static ngx_int_t ngx_http_shop_replay_render(ngx_http_shop_replay_t *rp,
-    PGresult *res, ngx_uint_t ready);
+    PGresult *res, shop_replay_batch *batch);
 static void ngx_http_shop_replay_on(ngx_http_shop_sub_t *sub);
 static void ngx_http_shop_replay_timer(ngx_event_t *ev);
 static void ngx_http_shop_replay_free(ngx_http_shop_sub_t *sub,
@@ -455,19 +454,22 @@ ngx_http_shop_stream_attach(ngx_http_shop_sub_t *sub)
 
     hub = sub->hub;
 
-    if (hub->cursor < 0) {
+    switch (shop_resume_next(sub->last_id, hub->feed.cursor)) {
+
+    case SHOP_RESUME_WAIT:
         ngx_http_shop_sub_phase(sub, NGX_HTTP_SHOP_SUB_WAIT);
         return;
-    }
 
-    /*
-     * no position: from now on; a position at or past the hub's cursor
-     * (another worker was ahead): nothing to read from the table
-     */
-
-    if (sub->last_id < 0 || sub->last_id >= hub->cursor) {
+    case SHOP_RESUME_LIVE:
+        /*
+         * no position: from now on; a position at or past the hub's cursor
+         * (another worker was ahead): nothing to read from the table
+         */
         ngx_http_shop_hub_join(sub);
         return;
+
+    case SHOP_RESUME_REPLAY:
+        break;
     }
 
     ngx_http_shop_sub_phase(sub, NGX_HTTP_SHOP_SUB_QUEUED);
@@ -509,6 +511,7 @@ ngx_http_shop_stream_replay(ngx_http_shop_sub_t *sub)
     rp->pool = pool;
     rp->sub = sub;
     rp->upto = sub->last_id;
+    rp->first = 1;
 
     rp->timer.handler = ngx_http_shop_replay_timer;
     rp->timer.data = rp;
@@ -524,18 +527,25 @@ ngx_http_shop_stream_replay(ngx_http_shop_sub_t *sub)
 static void
 ngx_http_shop_replay_query(ngx_http_shop_replay_t *rp)
 {
+    ngx_uint_t            i;
     ngx_http_shop_sub_t  *sub;
 
     sub = rp->sub;
 
-    *ngx_sprintf((u_char *) rp->after, "%L", rp->upto) = '\0';
+    /* up to what the hub has settled and published */
+
+    rp->bound = sub->hub->feed.cursor;
+    shop_replay_query_init(&rp->rq, &sub->conf->settings, rp->upto, rp->bound,
+                           rp->first);
 
     ngx_memzero(&rp->query, sizeof(shop_query));
-    rp->query.stmt = SHOP_STMT_EVENTS_AFTER;
+    rp->query.stmt = SHOP_STMT_EVENTS_REPLAY;
     rp->query.target = SHOP_TARGET_PRIMARY;
-    rp->query.nparams = 2;
-    rp->query.values[0] = rp->after;
-    rp->query.values[1] = NGX_HTTP_SHOP_BATCH_STR;
+    rp->query.nparams = shop_catalogue[SHOP_STMT_EVENTS_REPLAY].nparams;
+
+    for (i = 0; i < (ngx_uint_t) rp->query.nparams; i++) {
+        rp->query.values[i] = rp->rq.values[i];
+    }
 
     ngx_memzero(&rp->job, sizeof(ngx_http_shop_job_t));
     rp->job.queries = &rp->query;
@@ -556,9 +566,8 @@ static void
 ngx_http_shop_replay_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
 {
     u_char                  *p;
-    ngx_uint_t               n, ready;
     PGresult                *res;
-    ngx_msec_t               delay;
+    shop_replay_batch        batch;
     ngx_http_shop_sub_t     *sub;
     ngx_http_shop_replay_t  *rp;
     u_char                   msg[256];
@@ -571,8 +580,9 @@ ngx_http_shop_replay_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
     res = rp->res[0];
     rp->res[0] = NULL;
 
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-
+    if (res == NULL || shop_replay_result(res, rp->upto, rp->bound, &batch)
+                       != 0)
+    {
         /* the database is away, or the pool full: again in a second */
 
         p = res ? ngx_http_shop_pg_result_message(res, msg, sizeof(msg))
@@ -594,17 +604,13 @@ ngx_http_shop_replay_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
 
     rp->failures = 0;
 
-    n = PQntuples(res);
-    ready = shop_events_ready(res);
-
-    if (ready == 0) {
-        rp->idle++;
-
-    } else {
-        rp->idle = 0;
+    if (batch.reset) {
+        ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
+                      "shop: stream: resume after %L is too far behind: "
+                      "from %L", rp->upto, batch.next_id);
     }
 
-    if (ngx_http_shop_replay_render(rp, res, ready) != NGX_OK) {
+    if (ngx_http_shop_replay_render(rp, res, &batch) != NGX_OK) {
         PQclear(res);
         rp->failures++;
         ngx_add_timer(&rp->timer, 1000);
@@ -612,6 +618,9 @@ ngx_http_shop_replay_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
     }
 
     PQclear(res);
+
+    rp->first = 0;
+    rp->upto = batch.last;
 
     if (rp->pos < rp->last) {
         /* the next statement once this batch is written */
@@ -623,29 +632,16 @@ ngx_http_shop_replay_done(ngx_http_shop_job_t *job, ngx_uint_t sync)
         return;
     }
 
-    if (ready == 0 && !(ready == n && n == NGX_HTTP_SHOP_EVENTS_BATCH)
-        && rp->upto < sub->hub->cursor
-        && rp->idle < NGX_HTTP_SHOP_REPLAY_IDLE)
-    {
-        /*
-         * the table showed nothing (more) ready up to the hub's cursor yet:
-         * the statement's snapshot was older than the hub's read; again
-         */
-
-        delay = ngx_min((ngx_msec_t) 2 << ngx_min(rp->idle, 6), 100);
-        ngx_add_timer(&rp->timer, delay);
-        return;
-    }
-
     ngx_http_shop_replay_on(sub);
 }
 
 
-/* rows [0, ready) of sub's topics, as sub's kind wants them */
+/* the reset, if any, and rows 1 ... nevents of sub's topics, as sub's
+ * kind wants them */
 
 static ngx_int_t
 ngx_http_shop_replay_render(ngx_http_shop_replay_t *rp, PGresult *res,
-    ngx_uint_t ready)
+    shop_replay_batch *batch)
 {
     size_t                hl;
     ngx_uint_t            i;
@@ -656,7 +652,7 @@ ngx_http_shop_replay_render(ngx_http_shop_replay_t *rp, PGresult *res,
 
     sub = rp->sub;
 
-    if (ready == 0) {
+    if (batch->nevents == 0 && !batch->reset) {
         return NGX_OK;
     }
 
@@ -672,7 +668,16 @@ ngx_http_shop_replay_render(ngx_http_shop_replay_t *rp, PGresult *res,
 
     shop_buf_add(&b, "                  ", NGX_OFF_T_LEN + 2);
 
-    for (i = 0; i < ready; i++) {
+    if (batch->reset) {
+        if (sub->kind == NGX_HTTP_SHOP_WS) {
+            shop_reset_ws(&b, batch->next_id);
+
+        } else {
+            shop_reset_sse(&b, batch->next_id);
+        }
+    }
+
+    for (i = 1; i <= (ngx_uint_t) batch->nevents; i++) {
         if (!(shop_topic_bit(PQgetvalue(res, (int) i, SHOP_E_COL_TOPIC))
               & sub->topics))
         {
@@ -689,10 +694,6 @@ ngx_http_shop_replay_render(ngx_http_shop_replay_t *rp, PGresult *res,
         sub->events++;
         ngx_http_shop_events_delivered++;
     }
-
-    rp->upto = ngx_atoof((u_char *) PQgetvalue(res, (int) ready - 1,
-                                               SHOP_E_COL_ID),
-                         PQgetlength(res, (int) ready - 1, SHOP_E_COL_ID));
 
     if (sub->kind == NGX_HTTP_SHOP_SSE_CHUNKED) {
         shop_buf_add(&b, CRLF, 2);
@@ -754,15 +755,9 @@ ngx_http_shop_replay_on(ngx_http_shop_sub_t *sub)
         sub->last_id = rp->upto;
     }
 
-    if (rp->upto < hub->cursor && rp->idle < NGX_HTTP_SHOP_REPLAY_IDLE) {
+    if (shop_resume_next(rp->upto, hub->feed.cursor) == SHOP_RESUME_REPLAY) {
         ngx_http_shop_replay_query(rp);
         return;
-    }
-
-    if (rp->upto < hub->cursor) {
-        ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
-                      "shop: stream: the table has no events from %L to %L "
-                      "(pruned?); live from here", rp->upto, hub->cursor);
     }
 
     /* read up to the hub's cursor: live from here */
@@ -791,7 +786,8 @@ ngx_http_shop_replay_timer(ngx_event_t *ev)
     }
 
     if (rp->failures == 0 && rp->pos == NULL
-        && rp->upto >= sub->hub->cursor)
+        && shop_resume_next(rp->upto, sub->hub->feed.cursor)
+           != SHOP_RESUME_REPLAY)
     {
         ngx_http_shop_replay_on(sub);
         return;

@@ -1,7 +1,7 @@
-/* Events (events.c, stream.c): topics and resume positions, the ready
- * prefix of an events_after result, the event as JSON, as an SSE frame and
- * as a WebSocket text frame, and GET /events (SSE, or the WebSocket
- * handshake where the front-end can switch protocols). */
+/* Events (events.c, stream.c): topics and resume positions, the event as
+ * JSON, as an SSE frame and as a WebSocket text frame, and GET /events (SSE,
+ * or the WebSocket handshake where the front-end can switch protocols; the
+ * orders topic only with the admin token). */
 #include "helpers.h"
 
 #include <string.h>
@@ -121,30 +121,12 @@ test_event_id_parse(void **state)
 
 /* ---- rows ----------------------------------------------------------------------------- */
 
-/* An events_after row. */
+/* An event row of events_replay (the state columns are NULL on event rows). */
 static void
-event_row(PGresult *res, const char *id, const char *type, const char *topic, const char *data,
-          const char *ready)
+event_row(PGresult *res, const char *id, const char *type, const char *topic, const char *data)
 {
-    th_pg_row(res, (const char *const[]) { id, type, topic, data, "2026-11-22 23:34:02.123456+00", ready });
-}
-
-static void
-test_events_ready(void **state)
-{
-    th_env *e = *state;
-    static const struct { const char *ready; int n; } cases[] = {
-        { "ttft", 2 }, { "tttt", 4 }, { "fttt", 0 }, { "", 0 }, { "t", 1 }, { "f", 0 }, { "tf", 1 },
-    };
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        PGresult *res = th_pg_stmt(e, SHOP_STMT_EVENTS_AFTER);
-        for (size_t r = 0; r < strlen(cases[i].ready); r++) {
-            event_row(res, th_fmt(e, "%zu", r + 10), "stock.changed", "stock", "{}",
-                      cases[i].ready[r] == 't' ? "t" : "f");
-        }
-        assert_int_equal(shop_events_ready(res), cases[i].n);
-    }
+    th_pg_row(res, (const char *const[]) { id, type, topic, data, "2026-11-22 23:34:02.123456+00",
+                                           NULL, NULL });
 }
 
 /* ---- event JSON, SSE ---------------------------------------------------------------------- */
@@ -160,8 +142,8 @@ test_events_ready(void **state)
 static PGresult *
 one_event(th_env *e, const char *data)
 {
-    PGresult *res = th_pg_stmt(e, SHOP_STMT_EVENTS_AFTER);
-    event_row(res, "1234", "order.status_changed", "orders", data, "t");
+    PGresult *res = th_pg_stmt(e, SHOP_STMT_EVENTS_REPLAY);
+    event_row(res, "1234", "order.status_changed", "orders", data);
     return res;
 }
 
@@ -582,7 +564,6 @@ main(void)
     const struct CMUnitTest tests[] = {
         TH_TEST(test_topics_parse),
         TH_TEST(test_event_id_parse),
-        TH_TEST(test_events_ready),
         TH_TEST(test_compact),
         TH_TEST(test_event_json),
         TH_TEST(test_event_sse),
