@@ -23,9 +23,10 @@ ALTER TABLE shop.events DROP COLUMN horizon;
 CREATE OR REPLACE FUNCTION shop.emit(p_type text, p_topic text, p_data json) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    v_id bigint;
+    v_id  bigint;
+    v_xid xid8;
 BEGIN
-    PERFORM pg_current_xact_id();          -- own an xid before drawing the id
+    v_xid := pg_current_xact_id();         -- own an xid before drawing the id
     v_id := nextval('shop.events_id_seq');
     INSERT INTO shop.events (id, type, topic, data) VALUES (v_id, p_type, p_topic, p_data);
     IF current_setting('shop.wakeup', true) IS DISTINCT FROM 'deferred' THEN
@@ -33,6 +34,46 @@ BEGIN
         PERFORM pg_notify('shop_events', '');
     END IF;
     RETURN v_id;
+END
+$$;
+
+-- What writers pay besides the row: the payloads. SQL functions with a
+-- FROM clause are planned again at every call; an expression without one
+-- is inlined into its caller, and PL/pgSQL keeps its plans per session.
+CREATE OR REPLACE FUNCTION shop.product_json(p shop.products) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', p.id, 'sku', p.sku, 'slug', p.slug, 'name', p.name,
+        'category', p.category, 'description', p.description, 'price_cents', p.price_cents,
+        'currency', p.currency, 'version', p.version,
+        'created_at', shop.ts(p.created_at), 'updated_at', shop.ts(p.updated_at))
+$$;
+
+CREATE OR REPLACE FUNCTION shop.order_json(p_id uuid) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v json;
+BEGIN
+    SELECT row_to_json(x) INTO v FROM (
+        SELECT o.id, o.status,
+               (SELECT coalesce(json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity,
+                        'unit_price_cents', l.unit_price_cents, 'warehouse', l.warehouse) ORDER BY l.line),
+                        '[]'::json)
+                FROM shop.order_lines l WHERE l.order_id = o.id) AS items,
+               o.total_cents, o.currency, o.customer_email, o.version,
+               shop.ts(o.created_at) AS created_at, shop.ts(o.updated_at) AS updated_at
+        FROM shop.orders o WHERE o.id = p_id) x;
+    RETURN v;
+END
+$$;
+
+-- A public event: which sku, warehouse and level, never which order.
+CREATE OR REPLACE FUNCTION shop.stock_changed(p_warehouse text, p_product_id bigint, p_quantity integer)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM shop.emit('stock.changed', 'stock', json_build_object(
+        'warehouse', p_warehouse,
+        'sku', (SELECT p.sku FROM shop.products p WHERE p.id = p_product_id),
+        'quantity', p_quantity));
 END
 $$;
 
