@@ -66,11 +66,45 @@ BEGIN
 END
 $$;
 
+-- A derived slug that is taken gets -2, -3, ...: ON CONFLICT finds out,
+-- waiting for a concurrent create of the same slug to end, so no advisory
+-- lock is taken on every create. The event id is drawn through an
+-- assignment: a plain expression, not a query as PERFORM is.
+CREATE OR REPLACE FUNCTION shop.product_create(p_sku text, p_slug text, p_slug_derived boolean,
+    p_name text, p_category text, p_description text, p_price_cents bigint, p_currency text)
+RETURNS SETOF shop.products
+LANGUAGE plpgsql AS $$
+DECLARE
+    r       shop.products;
+    v_slug  text := p_slug;
+    n       integer := 1;
+    v_event bigint;
+BEGIN
+    LOOP
+        INSERT INTO shop.products (sku, slug, name, category, description, price_cents, currency)
+        VALUES (p_sku, v_slug, p_name, p_category, p_description, p_price_cents, p_currency)
+        ON CONFLICT (slug) DO NOTHING
+        RETURNING * INTO r;
+        EXIT WHEN r.id IS NOT NULL;
+        IF NOT p_slug_derived THEN
+            RAISE EXCEPTION 'the slug is taken'
+                USING ERRCODE = 'unique_violation', CONSTRAINT = 'products_slug_key';
+        END IF;
+        n := n + 1;
+        v_slug := left(p_slug, 100 - length(n::text) - 1) || '-' || n;
+    END LOOP;
+    v_event := shop.emit('product.created', 'products', shop.product_json(r));
+    RETURN NEXT r;
+END
+$$;
+
 -- A public event: which sku, warehouse and level, never which order.
 CREATE OR REPLACE FUNCTION shop.stock_changed(p_warehouse text, p_product_id bigint, p_quantity integer)
 RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_event bigint;
 BEGIN
-    PERFORM shop.emit('stock.changed', 'stock', json_build_object(
+    v_event := shop.emit('stock.changed', 'stock', json_build_object(
         'warehouse', p_warehouse,
         'sku', (SELECT p.sku FROM shop.products p WHERE p.id = p_product_id),
         'quantity', p_quantity));
