@@ -41,7 +41,7 @@ shop_feed_woken(shop_feed *f, int local)
 }
 
 void
-shop_feed_query_init(shop_feed *f, shop_feed_query *q)
+shop_feed_query_init(shop_feed *f, shop_feed_query *q, int64_t now_ms)
 {
     memset(q, 0, sizeof(*q));
     put_id(q->after, sizeof(q->after), f->cursor);
@@ -59,6 +59,7 @@ shop_feed_query_init(shop_feed *f, shop_feed_query *q)
 
     f->wake = 0;
     f->announce = 0;
+    f->read_ms = now_ms;
 }
 
 int
@@ -109,10 +110,14 @@ shop_feed_advance(shop_feed *f, int n, int64_t last)
 }
 
 int64_t
-shop_feed_next_read(shop_feed *f)
+shop_feed_next_read(shop_feed *f, int64_t now_ms)
 {
-    if (f->more || f->wake) {
+    if (f->more) {
         return 0;
+    }
+    if (f->wake) {
+        int64_t since = now_ms - f->read_ms;
+        return since >= SHOP_FEED_COALESCE_MS || since < 0 ? 0 : SHOP_FEED_COALESCE_MS - since;
     }
     if (f->mark > 0 || f->final < 0) {
         /* A transaction that drew an id up to the mark still runs: its

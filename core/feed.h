@@ -21,6 +21,9 @@
 /* A mark not settled yet: read again after this, doubling up to the max. */
 #define SHOP_FEED_PENDING_MS     2
 #define SHOP_FEED_PENDING_MAX_MS 200
+/* Wake-ups within this long of the last read wait for its end: under a
+ * stream of writes a hub reads every few milliseconds, not once per write. */
+#define SHOP_FEED_COALESCE_MS    2
 /* With nothing to do a hub reads anyway this often: it notices a change
  * whose wake-up never came (its writer died after the commit) and a dead
  * connection. */
@@ -34,6 +37,7 @@ typedef struct {
     int64_t  mark;          /* last id drawn when the mark was taken; 0: none */
     char     mark_xid[24];  /* the mark's xid8, as text */
     int64_t  pending_ms;    /* back-off while the mark is not settled */
+    int64_t  read_ms;       /* when the last read was sent (the caller's clock) */
     unsigned wake:1;        /* a wake-up (notification, local write) since the read began */
     unsigned announce:1;    /* a local write the other processes were not told about */
     unsigned more:1;        /* the last read filled its batch: more settled rows wait */
@@ -50,16 +54,19 @@ void    shop_feed_init(shop_feed *f);
  * own backend's), or a change was committed here (local: 1, which the next
  * read also announces to the other processes). */
 void    shop_feed_woken(shop_feed *f, int local);
-/* Fills q for the next read; the wake-ups so far are answered by it. */
-void    shop_feed_query_init(shop_feed *f, shop_feed_query *q);
+/* Fills q for the next read, sent at now_ms; the wake-ups so far are
+ * answered by it. */
+void    shop_feed_query_init(shop_feed *f, shop_feed_query *q, int64_t now_ms);
 /* Takes the state row of an events_read result (row 0). Returns the
  * number of event rows (rows 1 ... n), or -1 when the result is not one. */
 int     shop_feed_result(shop_feed *f, const PGresult *res);
 /* The rows were handed out (last: the id of the last row, if n > 0).
  * Returns 1 when the hub just learnt where the feed is (it had no cursor). */
 int     shop_feed_advance(shop_feed *f, int n, int64_t last);
-/* When to read next: 0 at once, else in that many milliseconds. */
-int64_t shop_feed_next_read(shop_feed *f);
+/* When to read next, with no read in flight: 0 at once, else in that many
+ * milliseconds. Called after each read (it steps the back-off) and on a
+ * wake-up. */
+int64_t shop_feed_next_read(shop_feed *f, int64_t now_ms);
 
 /* ---- a stream's resume ---------------------------------------------------- */
 

@@ -415,7 +415,7 @@ fcgi_hub_read(PGconn *conn, fcgi_blocks *blocks)
     int n, nev = 0;
     char msg[256];
 
-    shop_feed_query_init(&feed, &q);
+    shop_feed_query_init(&feed, &q, fcgi_now_us() / 1000);
     res = PQexecPrepared(conn, name, 6, q.values, NULL, NULL, 0);
     n = shop_feed_result(&feed, res);
     if (n < 0) {
@@ -520,7 +520,7 @@ fcgi_hub_run(void *arg)
             }
             fcgi_hub_notified(conn);
             now = fcgi_now_us();
-            read_at = now + shop_feed_next_read(&feed) * 1000;
+            read_at = now + shop_feed_next_read(&feed, now / 1000) * 1000;
         }
 
         wait = (read_at - now + 999) / 1000;
@@ -553,7 +553,8 @@ fcgi_hub_run(void *arg)
             fcgi_hub_notified(conn);
         }
         if (feed.wake) {
-            read_at = 0;
+            now = fcgi_now_us();
+            read_at = now + shop_feed_next_read(&feed, now / 1000) * 1000;
         }
         fcgi_hub_sweep();
     }

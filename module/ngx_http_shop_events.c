@@ -456,7 +456,7 @@ ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub, ngx_uint_t query)
     default: /* NGX_HTTP_SHOP_HUB_READ */
 
         /* the wake-ups so far are answered by this read */
-        shop_feed_query_init(&hub->feed, &q);
+        shop_feed_query_init(&hub->feed, &q, (int64_t) ngx_current_msec);
 
         st = &shop_catalogue[SHOP_STMT_EVENTS_READ];
         rc = PQsendQueryParams(hub->pg, st->sql, st->nparams, NULL, q.values,
@@ -516,7 +516,7 @@ ngx_http_shop_hub_wake(ngx_http_shop_hub_conf_t *hcf)
     if (hub->state == NGX_HTTP_SHOP_HUB_READY
         && hub->query == NGX_HTTP_SHOP_HUB_NONE)
     {
-        ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
+        ngx_http_shop_hub_next_read(hub);
     }
 }
 
@@ -579,7 +579,7 @@ ngx_http_shop_hub_io(ngx_http_shop_hub_t *hub, ngx_uint_t write)
     }
 
     if (hub->query == NGX_HTTP_SHOP_HUB_NONE && hub->feed.wake) {
-        ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);
+        ngx_http_shop_hub_next_read(hub);
     }
 }
 
@@ -704,7 +704,7 @@ ngx_http_shop_hub_next_read(ngx_http_shop_hub_t *hub)
 {
     int64_t  delay;
 
-    delay = shop_feed_next_read(&hub->feed);
+    delay = shop_feed_next_read(&hub->feed, (int64_t) ngx_current_msec);
 
     if (delay == 0) {
         ngx_http_shop_hub_send(hub, NGX_HTTP_SHOP_HUB_READ);

@@ -32,11 +32,12 @@ test_feed_start(void **state)
     th_env *e = *state;
     shop_feed f;
     shop_feed_query q;
+    int64_t now = 1000000;
 
     shop_feed_init(&f);
     /* A new hub reads at once, asking only where the feed is. */
-    assert_int_equal(shop_feed_next_read(&f), 0);
-    shop_feed_query_init(&f, &q);
+    assert_int_equal(shop_feed_next_read(&f, now), 0);
+    shop_feed_query_init(&f, &q, now);
     assert_null(q.values[0]);
     assert_string_equal(q.values[1], "500");
     assert_null(q.values[2]);
@@ -48,8 +49,8 @@ test_feed_start(void **state)
     assert_int_equal(shop_feed_result(&f, read_result(e, NULL, "7", "900", NULL, 0)), 0);
     assert_int_equal(shop_feed_advance(&f, 0, 0), 0);
     assert_int_equal(f.cursor, -1);
-    assert_int_equal(shop_feed_next_read(&f), SHOP_FEED_PENDING_MS);
-    shop_feed_query_init(&f, &q);
+    assert_int_equal(shop_feed_next_read(&f, now), SHOP_FEED_PENDING_MS);
+    shop_feed_query_init(&f, &q, now);
     assert_null(q.values[0]);
     assert_null(q.values[2]);
     assert_string_equal(q.values[3], "7");
@@ -60,8 +61,8 @@ test_feed_start(void **state)
     assert_int_equal(shop_feed_advance(&f, 0, 0), 1);
     assert_int_equal(f.cursor, 7);
     assert_int_equal(f.mark, 0);
-    assert_int_equal(shop_feed_next_read(&f), SHOP_FEED_IDLE_MS);
-    shop_feed_query_init(&f, &q);
+    assert_int_equal(shop_feed_next_read(&f, now), SHOP_FEED_IDLE_MS);
+    shop_feed_query_init(&f, &q, now);
     assert_string_equal(q.values[0], "7");
     assert_string_equal(q.values[2], "7");
     assert_null(q.values[3]);
@@ -75,9 +76,10 @@ test_feed_reads(void **state)
     int64_t full[SHOP_EVENTS_BATCH];
     shop_feed f;
     shop_feed_query q;
+    int64_t now = 1000000;
 
     shop_feed_init(&f);
-    shop_feed_query_init(&f, &q);
+    shop_feed_query_init(&f, &q, now);
     assert_int_equal(shop_feed_result(&f, read_result(e, "10", NULL, NULL, NULL, 0)), 0);
     shop_feed_advance(&f, 0, 0);
 
@@ -87,12 +89,13 @@ test_feed_reads(void **state)
     assert_int_equal(f.cursor, 10);
     int64_t expect = SHOP_FEED_PENDING_MS;
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(shop_feed_next_read(&f), expect);
+        assert_int_equal(shop_feed_next_read(&f, now), expect);
         expect = expect * 2 > SHOP_FEED_PENDING_MAX_MS ? SHOP_FEED_PENDING_MAX_MS : expect * 2;
     }
     shop_feed_woken(&f, 0);
-    assert_int_equal(shop_feed_next_read(&f), 0);
-    shop_feed_query_init(&f, &q);
+    now += SHOP_FEED_COALESCE_MS;
+    assert_int_equal(shop_feed_next_read(&f, now), 0);
+    shop_feed_query_init(&f, &q, now);
     assert_string_equal(q.values[3], "15");
     assert_string_equal(q.values[4], "1234");
     assert_string_equal(q.values[5], "false");
@@ -101,15 +104,19 @@ test_feed_reads(void **state)
     assert_int_equal(shop_feed_result(&f, read_result(e, "15", NULL, NULL, some, 3)), 3);
     shop_feed_advance(&f, 3, 14);
     assert_int_equal(f.cursor, 15);
-    assert_int_equal(shop_feed_next_read(&f), SHOP_FEED_IDLE_MS);
+    assert_int_equal(shop_feed_next_read(&f, now), SHOP_FEED_IDLE_MS);
     assert_int_equal(f.pending_ms, 0);
 
-    /* A local change: read at once, and tell the other processes. */
+    /* A local change: read, and tell the other processes; within the
+     * coalescing window of the last read, at its end. */
     shop_feed_woken(&f, 1);
-    assert_int_equal(shop_feed_next_read(&f), 0);
-    shop_feed_query_init(&f, &q);
+    assert_int_equal(shop_feed_next_read(&f, now), SHOP_FEED_COALESCE_MS);
+    assert_int_equal(shop_feed_next_read(&f, now + 1), SHOP_FEED_COALESCE_MS - 1);
+    now += SHOP_FEED_COALESCE_MS;
+    assert_int_equal(shop_feed_next_read(&f, now), 0);
+    shop_feed_query_init(&f, &q, now);
     assert_string_equal(q.values[5], "true");
-    shop_feed_query_init(&f, &q);
+    shop_feed_query_init(&f, &q, now);
     assert_string_equal(q.values[5], "false");     /* once */
 
     /* A full batch: the cursor stops at its last row, and it reads on at once. */
@@ -120,7 +127,7 @@ test_feed_reads(void **state)
                      SHOP_EVENTS_BATCH);
     shop_feed_advance(&f, SHOP_EVENTS_BATCH, full[SHOP_EVENTS_BATCH - 1]);
     assert_int_equal(f.cursor, 515);
-    assert_int_equal(shop_feed_next_read(&f), 0);
+    assert_int_equal(shop_feed_next_read(&f, now), 0);
 
     /* A front-end that handed out fewer rows than it got (out of memory)
      * says so: the cursor stays at the last one handed out. */
@@ -128,7 +135,7 @@ test_feed_reads(void **state)
     f.more = 1;
     shop_feed_advance(&f, 0, 0);
     assert_int_equal(f.cursor, 515);
-    assert_int_equal(shop_feed_next_read(&f), 0);
+    assert_int_equal(shop_feed_next_read(&f, now), 0);
 }
 
 static void
