@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Events over SSE (issue 6, the FastCGI front-end): TAP tests against a
+"""Events over SSE (issue 6, both front-ends): TAP tests against a
 running shop.
 
     events.py --url http://127.0.0.1:8080 --dsn "host=... port=... dbname=..." \
@@ -35,6 +35,8 @@ from tap import Tap  # noqa: E402
 TOPIC = {"product.created": "products", "product.updated": "products", "product.deleted": "products",
          "price.changed": "prices", "stock.changed": "stock", "order.created": "orders",
          "order.status_changed": "orders"}
+PUBLIC = ("products", "prices", "stock")
+ALL = "orders,stock,products,prices"
 
 
 TAP = Tap()
@@ -44,7 +46,7 @@ ok, note = TAP.ok, TAP.note
 class Stream:
     """An SSE client on its own thread: events as (id, type, data, t_recv)."""
 
-    def __init__(self, base, topics=None, after=None, last_event_id=None, timeout=60):
+    def __init__(self, base, topics=None, after=None, last_event_id=None, timeout=60, token=None, raw=False):
         u = urllib.parse.urlsplit(base)
         q = {}
         if topics is not None:
@@ -58,6 +60,9 @@ class Stream:
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        self.raw = bytearray() if raw else None     # the body as it came (chunks undone)
         self.conn.request("GET", path, headers=headers)
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
@@ -80,6 +85,9 @@ class Stream:
                 line = self.resp.readline()
                 if not line:
                     break
+                if self.raw is not None:
+                    with self.cond:
+                        self.raw += line
                 line = line.decode("utf-8").rstrip("\r\n")
                 if line == "":
                     if "data" in cur:
@@ -194,13 +202,18 @@ def types_of(events, lo, hi):
 
 def test_changes(shop, a):
     run = uuid.uuid4().hex[:8]
-    s_all = Stream(a.url)
-    s_all2 = Stream(a.url)
+    # Every topic (orders is the admin's), twice; the public topics (no
+    # topics=); two filters.
+    s_all = Stream(a.url, topics=ALL, token=shop.token)
+    s_all2 = Stream(a.url, topics=ALL, token=shop.token)
+    s_pub = Stream(a.url)
     s_prices = Stream(a.url, topics="prices")
-    s_so = Stream(a.url, topics="stock,orders")
+    s_so = Stream(a.url, topics="stock,orders", token=shop.token)
     ok(s_all.status == 200 and s_all.headers.get("Content-Type", "").startswith("text/event-stream"),
        "GET /events: 200 text/event-stream")
     ok("no-cache" in (s_all.headers.get("Cache-Control") or ""), "GET /events: Cache-Control no-cache")
+    ok(s_pub.status == 200 and s_so.status == 200, "GET /events without topics, and topics=stock,orders with "
+       "the token: 200", "%s %s" % (s_pub.status, s_so.status))
     time.sleep(0.3)
     m0 = shop.marker(run + "-start")
     ok(s_all.wait(lambda s: any(e[0] == m0 for e in s.events), 5), "a live stream gets an event committed after it opened")
@@ -268,6 +281,11 @@ def test_changes(shop, a):
     ok(all(x < y for x, y in zip(ids, ids[1:])), "ids strictly increase on the stream")
     time.sleep(0.3)
     ok(s_all2.ids() == ids, "two streams see the same events (%d)" % len(ids))
+    want_pub = [e[0] for e in s_all.events if m0 < e[0] < m1 and TOPIC.get(e[1]) in PUBLIC]
+    got_pub = [x for x in s_pub.ids() if m0 < x < m1]
+    ok(got_pub == want_pub and len(want_pub) == 8,
+       "no topics: the public topics only, no order event (%d)" % len(want_pub),
+       "%s vs %s" % (got_pub, want_pub))
     want_p = [e[0] for e in s_all.events if TOPIC.get(e[1]) == "prices"]
     want_so = [e[0] for e in s_all.events if TOPIC.get(e[1]) in ("stock", "orders")]
     ok(s_prices.ids() == want_p and len(want_p) == 1, "topics=prices: only price.changed (%d)" % len(want_p),
@@ -276,11 +294,11 @@ def test_changes(shop, a):
        "%s vs %s" % (s_so.ids(), want_so))
 
     # Resume from an id: the same events again, from the table.
-    s_re = Stream(a.url, after=m0)
+    s_re = Stream(a.url, topics=ALL, token=shop.token, after=m0)
     s_re.wait(lambda s: any(e[0] == m1 for e in s.events), 5)
     ok([e[0] for e in s_re.events if e[0] <= m1] == [x for x in ids if m0 < x <= m1],
        "?after= replays the retained events in order")
-    for s in (s_all, s_all2, s_prices, s_so, s_re):
+    for s in (s_all, s_all2, s_pub, s_prices, s_so, s_re):
         s.close()
     bad = Stream(a.url, topics="nope")
     ok(bad.status == 400, "topics=nope: 400")
