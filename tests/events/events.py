@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -195,6 +196,72 @@ class Shop:
     def marker(self, run):
         return int(self.sql("SELECT shop.emit('test.marker', 'products', json_build_object('run', '%s'))" % run))
 
+    def stock_item(self, run, quantity, prefix="EV"):
+        """A product with `quantity` in a warehouse of its own: (sku, warehouse, all answered as expected)."""
+        sku, wh = "%s-%s" % (prefix, run), "%s-%s" % (prefix.lower(), run)
+        st1, _ = self.call("POST", "/products", {"sku": sku, "name": "%s %s" % (prefix, run), "price_cents": 700,
+                                                 "currency": "EUR"}, admin=True)
+        st2, _ = self.call("PUT", "/warehouses/" + wh, {"name": "Events " + run}, admin=True)
+        st3, _ = self.call("PUT", "/warehouses/%s/stock/%s" % (wh, sku), {"quantity": quantity}, admin=True)
+        return sku, wh, (st1 == 201 and st2 in (200, 201) and st3 == 200)
+
+
+def raw_get(base, query, headers=None, during=None, timeout=5):
+    """GET /events on a socket of its own, Connection: close, read to the end:
+    (status, {header: value} with lower-case names, body, ended). during() runs
+    once the head is in (to write an event the answer must not carry); ended:
+    the server closed the connection within `timeout` (a stream would not)."""
+    u = urllib.parse.urlsplit(base)
+    sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
+    lines = ["GET %s/events%s HTTP/1.1" % (u.path.rstrip("/"), query), "Host: %s:%d" % (u.hostname, u.port),
+             "Accept: text/event-stream", "Connection: close"]
+    lines += ["%s: %s" % kv for kv in (headers or {}).items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    buf, ended, t_end = b"", False, time.monotonic() + timeout
+    try:
+        while b"\r\n\r\n" not in buf:
+            more = sock.recv(65536)
+            if not more:
+                break
+            buf += more
+        if during is not None:
+            during()
+        while time.monotonic() < t_end:
+            sock.settimeout(max(0.05, t_end - time.monotonic()))
+            more = sock.recv(65536)
+            if not more:
+                ended = True
+                break
+            buf += more
+    except socket.timeout:
+        pass
+    finally:
+        sock.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    status_line, *hlines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for h in hlines:
+        k, _, v = h.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    if hdrs.get("transfer-encoding", "").lower() == "chunked":
+        out, rest = b"", body
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            n = int(size.split(b";")[0] or b"0", 16)
+            if n == 0:
+                break
+            out, rest = out + rest[:n], rest[n + 2:]
+        body = out
+    status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
+    return status, hdrs, body, ended
+
+
+def jload(b):
+    try:
+        return json.loads(b)
+    except (ValueError, TypeError):
+        return None
+
 
 def types_of(events, lo, hi):
     return [(e[1], e[2].get("data")) for e in events if lo < e[0] < hi]
@@ -302,6 +369,117 @@ def test_changes(shop, a):
         s.close()
     bad = Stream(a.url, topics="nope")
     ok(bad.status == 400, "topics=nope: 400")
+
+
+def test_auth(shop, a):
+    """The orders topic is the admin's: refused before any event, no stream."""
+    run = uuid.uuid4().hex[:8]
+    wrong = ("x" if not shop.token.startswith("x") else "y") + shop.token[1:]
+
+    def private():
+        shop.sql("SELECT shop.emit('test.private', 'orders', json_build_object('run', '%s'))" % run)
+
+    for name, query, headers, want, kind in (
+            ("topics=orders without the token", "?topics=orders", {}, 401, "unauthorized"),
+            ("topics=stock,orders without the token", "?topics=stock,orders", {}, 401, "unauthorized"),
+            ("topics=orders&after=0 without the token", "?topics=orders&after=0", {}, 401, "unauthorized"),
+            ("topics=orders with a wrong token", "?topics=orders", {"Authorization": "Bearer " + wrong}, 403,
+             "forbidden"),
+            ("topics=orders,prices with a wrong token and Last-Event-ID: 0", "?topics=orders,prices",
+             {"Authorization": "Bearer " + wrong, "Last-Event-ID": "0"}, 403, "forbidden")):
+        st, h, body, ended = raw_get(a.url, query, headers, during=private)
+        pb = jload(body) or {}
+        ok(st == want and h.get("content-type", "").startswith("application/problem+json")
+           and str(pb.get("type", "")).endswith("/" + kind) and pb.get("status") == want,
+           "%s: %d %s, problem+json" % (name, want, kind), "%s %s %r" % (st, h, body[:300]))
+        if want == 401:
+            www = h.get("www-authenticate", "")
+            ok(re.match(r"Bearer\b", www) is not None and 'realm="shop"' in www,
+               "%s: WWW-Authenticate: Bearer realm=\"shop\"" % name, h)
+        ok(ended and run.encode() not in body and not re.search(rb"(^|\n)(id|event|data):", body)
+           and "event-stream" not in h.get("content-type", ""),
+           "%s: the answer ends, no event bytes (an order event was written meanwhile)" % name,
+           "ended %s, %r" % (ended, body[:300]))
+
+    # With the token: the order events, and only those.
+    sku, wh, good = shop.stock_item(run, 5, prefix="AU")
+    s = Stream(a.url, topics="orders", token=shop.token)
+    s_so = Stream(a.url, topics="stock,orders", token=shop.token)
+    ok(s.status == 200 and s_so.status == 200 and good, "topics=orders and topics=stock,orders with the token: 200",
+       "%s %s %s" % (s.status, s_so.status, good))
+    time.sleep(0.3)
+    email = "au-%s@example.com" % run
+    st, o = shop.call("POST", "/orders", {"items": [{"sku": sku, "quantity": 1}], "customer_email": email})
+    oid = o.get("id") if isinstance(o, dict) else None
+    st2, _ = shop.call("POST", "/orders/%s/transitions" % oid, {"to": "paid"}, admin=True)
+    mine = lambda ev: [e for e in ev if isinstance(e[2].get("data"), dict)  # noqa: E731
+                       and (e[2]["data"].get("id") == oid or e[2]["data"].get("order_id") == oid)]
+    s.wait(lambda st_: len(mine(st_.events)) >= 2, 5)
+    got = mine(s.events)
+    ok(st == 201 and st2 == 200 and [e[1] for e in got] == ["order.created", "order.status_changed"]
+       and got[0][2]["data"].get("customer_email") == email,
+       "with the token: order.created (with the customer's e-mail) and order.status_changed arrive",
+       "%s %s %s" % (st, st2, [(e[1], e[2]) for e in got]))
+    time.sleep(0.3)
+    ok(all(TOPIC.get(e[1], "orders") == "orders" for e in s.events), "topics=orders: no other topic",
+       [e[1] for e in s.events])
+    s_so.wait(lambda st_: len([e for e in st_.events if e[1] == "order.status_changed"]) >= 1, 5)
+    ok([e[1] for e in s_so.events if e[1] in ("stock.changed", "order.created", "order.status_changed")]
+       == ["stock.changed", "order.created", "order.status_changed"],
+       "topics=stock,orders with the token: the order's stock.changed and its order events",
+       [e[1] for e in s_so.events])
+    s.close()
+    s_so.close()
+
+
+def test_public(shop, a):
+    """No topics: the public topics; nothing personal, no order id."""
+    run = uuid.uuid4().hex[:8]
+    sku, wh, good = shop.stock_item(run, 5, prefix="PB")
+    email = "pub-%s@example.com" % run
+    s_pub = Stream(a.url, raw=True)
+    s_empty = Stream(a.url, topics="", raw=True)
+    s_adm = Stream(a.url, topics=ALL, token=shop.token)
+    ok(s_pub.status == 200 and s_empty.status == 200, "GET /events and GET /events?topics= without a token: 200",
+       "%s %s" % (s_pub.status, s_empty.status))
+    time.sleep(0.3)
+    m0 = shop.marker(run + "-start")
+    st, o = shop.call("POST", "/orders", {"items": [{"sku": sku, "quantity": 2}], "customer_email": email})
+    oid = o.get("id") if isinstance(o, dict) else "none"
+    st2, _ = shop.call("POST", "/orders/%s/transitions" % oid, {"to": "cancelled"}, admin=True)
+    m1 = shop.marker(run + "-end")
+    got = [x.wait(lambda st_: m1 in [e[0] for e in st_.events], 5) for x in (s_pub, s_empty, s_adm)]
+    ok(good and st == 201 and st2 == 200 and all(got), "an order placed and cancelled; the three streams got the "
+       "closing marker", "%s %s %s %s" % (good, st, st2, got))
+    adm = [e for e in s_adm.events if m0 < e[0] < m1]
+    created = [e for e in adm if e[1] == "order.created"]
+    ok([e[1] for e in adm if e[1].startswith("order.")] == ["order.created", "order.status_changed"]
+       and created[0][2]["data"].get("customer_email") == email
+       and sorted(e[1] for e in adm) == sorted(["stock.changed", "order.created", "stock.changed",
+                                                "order.status_changed"]),
+       "the admin's stream: two stock.changed, order.created (with the e-mail) and order.status_changed",
+       [(e[1], e[2]["data"]) for e in adm])
+    want = [e[0] for e in adm if TOPIC.get(e[1]) in PUBLIC]
+    pub = [e for e in s_pub.events if m0 < e[0] < m1]
+    ok([e[0] for e in pub] == want and [e[1] for e in pub] == ["stock.changed", "stock.changed"]
+       and [e[2]["data"].get("quantity") for e in pub] == [3, 5]
+       and all(e[2]["data"].get("sku") == sku and e[2]["data"].get("warehouse") == wh for e in pub),
+       "no topics: the order's two stock.changed (5 -> 3 -> 5), no order event",
+       "%s vs %s" % ([(e[0], e[1], e[2]["data"]) for e in pub], want))
+    ok([e[0] for e in s_empty.events if m0 < e[0] < m1] == want, "topics= (empty): the same")
+    ok(not any(e[1].startswith("order.") or TOPIC.get(e[1]) == "orders" for x in (s_pub, s_empty)
+               for e in x.events),
+       "no order event on either public stream, ever", [e[1] for e in s_pub.events])
+    with s_pub.cond, s_empty.cond:
+        raw = bytes(s_pub.raw) + bytes(s_empty.raw)
+    ok(email.encode() not in raw and oid.encode() not in raw and len(raw) > 0,
+       "the public streams' bytes hold neither the customer's e-mail nor the order id (%d bytes)" % len(raw))
+    stock = [e for x in (s_pub, s_empty) for e in x.events if e[1] == "stock.changed"]
+    bad = [e[2]["data"] for e in stock if sorted(e[2]["data"]) != ["quantity", "sku", "warehouse"]]
+    ok(len(stock) >= 4 and not bad, "each public stock.changed holds exactly warehouse, sku, quantity (%d)"
+       % len(stock), bad[:5])
+    for x in (s_pub, s_empty, s_adm):
+        x.close()
 
 
 def test_resume_burst(shop, a):
@@ -517,7 +695,7 @@ def main():
     ap.add_argument("--log", help="shop-fcgi's stderr, to see why streams ended")
     a = ap.parse_args()
     shop = Shop(a.url, open(a.token_file).read().strip(), a.dsn)
-    for t in (test_changes, test_resume_burst, test_slow, test_latency, test_max_streams, test_restart,
+    for t in (test_changes, test_auth, test_public, test_resume_burst, test_slow, test_latency, test_max_streams, test_restart,
               test_heartbeat):
         try:
             t(shop, a)
