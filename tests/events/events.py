@@ -16,13 +16,17 @@ restarts the database under a live stream (skipped without). --heartbeat
 waits 16 s for a heartbeat comment.
 """
 import argparse
+import collections
 import http.client
 import json
 import os
+import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -138,6 +142,153 @@ class Stream:
         self.conn.close()
 
 
+class FastStream:
+    """An SSE client for bursts, on a socket of its own: reads in bulk and
+    splits frames in bulk (a line-at-a-time reader falls behind 32 writers
+    and is dropped as slow). events: (id, type, data, t_recv). With
+    resume=True it does what a client does when the server drops it: it
+    comes back with Last-Event-ID (counted in drops)."""
+
+    def __init__(self, base, topics=None, last_event_id=None, token=None, resume=False, timeout=60,
+                 stop_after=None):
+        self.base, self.topics, self.token, self.resume, self.timeout = base, topics, token, resume, timeout
+        # (run, n): the reader itself hangs up once it has n events of run
+        # (a client that goes away mid-burst, not later when the test gets to it)
+        self.stop_after = stop_after
+        self.events, self.runs, self.drops = [], {}, 0
+        self.eof, self.closed, self.error, self.hung_up = False, False, None, False
+        self.cond = threading.Condition()
+        self.sock = None
+        self.status = self._open(last_event_id)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        if self.status == 200:
+            self.thread.start()
+        else:
+            self.eof = True
+
+    def _open(self, last_event_id):
+        u = urllib.parse.urlsplit(self.base)
+        q = "?topics=" + self.topics if self.topics is not None else ""
+        lines = ["GET %s/events%s HTTP/1.1" % (u.path.rstrip("/"), q), "Host: %s:%d" % (u.hostname, u.port),
+                 "Accept: text/event-stream"]
+        if last_event_id is not None:
+            lines.append("Last-Event-ID: %d" % last_event_id)
+        if self.token is not None:
+            lines.append("Authorization: Bearer " + self.token)
+        self.sock = socket.create_connection((u.hostname, u.port), timeout=self.timeout)
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            more = self.sock.recv(65536)
+            if not more:
+                return 0
+            buf += more
+        head, _, self.pending = buf.partition(b"\r\n\r\n")
+        self.chunked = b"transfer-encoding: chunked" in head.lower()
+        return int(head.split(b" ", 2)[1])
+
+    def _body(self, data, st):
+        """Undoes the chunked framing incrementally: the body bytes in data."""
+        if not self.chunked:
+            return data
+        raw, pos, out = st["raw"] + data, 0, []
+        while True:
+            if st["left"] > 0:
+                take = raw[pos:pos + st["left"]]
+                out.append(take)
+                pos += len(take)
+                st["left"] -= len(take)
+                if st["left"] > 0:
+                    break
+                st["crlf"] = True
+            if st["crlf"]:
+                if len(raw) - pos < 2:
+                    break
+                pos, st["crlf"] = pos + 2, False
+            i = raw.find(b"\r\n", pos)
+            if i < 0:
+                break
+            n = int(raw[pos:i].split(b";")[0], 16)
+            pos = i + 2
+            if n == 0:
+                st["end"] = True
+                break
+            st["left"] = n
+        st["raw"] = raw[pos:]
+        return b"".join(out)
+
+    def run(self):
+        while True:
+            try:
+                self._read()
+            except Exception as e:          # closed by us, or cut by the server
+                if not self.closed:
+                    self.error = e
+            if self.closed or not self.resume:
+                break
+            # dropped: come back from the last id, as EventSource does
+            with self.cond:
+                last = self.events[-1][0] if self.events else None
+                self.drops += 1
+            try:
+                self.sock.close()
+                if self._open(last) != 200:
+                    break
+            except OSError as e:
+                self.error = e
+                break
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def _read(self):
+        state = {"raw": b"", "left": 0, "crlf": False, "end": False}
+        text = b""
+        data = self.pending
+        while True:
+            text += self._body(data, state)
+            *frames, text = text.split(b"\n\n")
+            got = []
+            for fr in frames:
+                f = {}
+                for line in fr.split(b"\n"):
+                    if line and not line.startswith(b":"):
+                        k, _, v = line.partition(b":")
+                        f[k] = v[1:] if v.startswith(b" ") else v
+                if b"data" in f:
+                    got.append((int(f.get(b"id", b"-1")), f.get(b"event", b"").decode(), json.loads(f[b"data"]),
+                                time.time()))
+            if got:
+                with self.cond:
+                    for ev in got:
+                        d = ev[2].get("data")
+                        r = d.get("run") if isinstance(d, dict) else None
+                        if r is not None:
+                            self.runs[r] = self.runs.get(r, 0) + 1
+                    self.events.extend(got)
+                    self.cond.notify_all()
+                    if self.stop_after and self.runs.get(self.stop_after[0], 0) >= self.stop_after[1]:
+                        self.closed = self.hung_up = True
+                        self.sock.close()
+                        return
+            if state["end"]:
+                return
+            data = self.sock.recv(1 << 16 if self.stop_after else 1 << 20)
+            if not data:
+                return
+
+    wait = Stream.wait
+    ids = Stream.ids
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
 class Shop:
     def __init__(self, url, token, dsn):
         self.url = url.rstrip("/")
@@ -195,6 +346,53 @@ class Shop:
 
     def marker(self, run):
         return int(self.sql("SELECT shop.emit('test.marker', 'products', json_build_object('run', '%s'))" % run))
+
+    def emit(self, run, n=1, topic="products", type_="test.emit"):
+        """n events in one statement (one transaction): their ids, in order."""
+        out = self.sql("SELECT shop.emit('%s', '%s', json_build_object('run', '%s', 'n', i)) "
+                       "FROM generate_series(1, %d) i" % (type_, topic, run, n))
+        return [int(x) for x in out.split()]
+
+    def tx_script(self, run, w, target, rng):
+        """One writer's script: short transactions of 1-4 shop.emit until
+        `target` events committed; about one in ten rolled back (its events
+        say "rb": true). Returns (script, events rolled back)."""
+        lines, committed, rolled, n = [], 0, 0, 0
+        while committed < target:
+            k = min(rng.randint(1, 4), target - committed)
+            rb = rng.random() < 0.1
+            lines.append("BEGIN;")
+            lines.append("SELECT shop.emit('test.burst', 'products', json_build_object('run', '%s', 'w', %d, "
+                         "'n', i%s)) FROM generate_series(%d, %d) i;"
+                         % (run, w, ", 'rb', true" if rb else "", n, n + k - 1))
+            lines.append("ROLLBACK;" if rb else "COMMIT;")
+            n += k
+            if rb:
+                rolled += k
+            else:
+                committed += k
+        return "\n".join(lines) + "\n", rolled
+
+    def burst_tx(self, run, n, writers, seed=1):
+        """n committed test events from `writers` concurrent psql sessions,
+        in short transactions, some rolled back (not counted in n). psql
+        reads its script from a file: no thread of ours feeds it (32 threads
+        writing pipes would take the readers' turns). Returns (the psql
+        processes, events rolled back, a directory to remove)."""
+        rng = random.Random(seed)
+        per = n // writers
+        procs, rolled = [], 0
+        tmp = tempfile.mkdtemp(prefix="events-burst.")
+        for w in range(writers):
+            script, rb = self.tx_script(run, w, per if w < writers - 1 else n - per * (writers - 1), rng)
+            rolled += rb
+            path = os.path.join(tmp, "w%d.sql" % w)
+            with open(path, "w") as f:
+                f.write(script)
+            procs.append(subprocess.Popen(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", self.dsn, "-f", path],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=open(path + ".err", "w")))
+        return procs, rolled, tmp
 
     def stock_item(self, run, quantity, prefix="EV"):
         """A product with `quantity` in a warehouse of its own: (sku, warehouse, all answered as expected)."""
@@ -256,11 +454,25 @@ def raw_get(base, query, headers=None, during=None, timeout=5):
     return status, hdrs, body, ended
 
 
+def run_of(e):
+    d = e[2].get("data")
+    return d.get("run") if isinstance(d, dict) else None
+
+
 def jload(b):
     try:
         return json.loads(b)
     except (ValueError, TypeError):
         return None
+
+
+def gap_dup(got, want):
+    """A diagnostic: what is missing, duplicated, out of order."""
+    sg, cnt = set(got), collections.Counter(got)
+    return "lost %d %s; duplicated %d %s; not in the table %d %s; out of order %d; got %d, want %d" % (
+        len(set(want) - sg), sorted(set(want) - sg)[:8], len(got) - len(sg),
+        sorted(x for x, c in cnt.items() if c > 1)[:8], len(sg - set(want)), sorted(sg - set(want))[:8],
+        sum(1 for x, y in zip(got, got[1:]) if x >= y), len(got), len(want))
 
 
 def types_of(events, lo, hi):
@@ -482,33 +694,98 @@ def test_public(shop, a):
         x.close()
 
 
-def test_resume_burst(shop, a):
+def test_burst(shop, a):
+    """Concurrent writers (psql: shop.emit, and so NOTIFY), short
+    transactions, some rolled back: a live subscriber and one that resumes
+    by Last-Event-ID mid-burst get every committed event once, in id order."""
     run = uuid.uuid4().hex[:8]
-    s1 = Stream(a.url, topics="products")
-    time.sleep(0.2)
-    threads, procs = shop.burst(run, 1000, writers=4)
-    s1.wait(lambda s: s.runs.get(run, 0) >= 300, 20)
-    s1.close()
-    with s1.cond:
-        got1 = [e for e in s1.events if e[2]["data"].get("run") == run]
-        last = s1.events[-1][0]
-    s2 = Stream(a.url, topics="products", last_event_id=last)
-    for t in threads:
-        t.join()
-    ok(all(p.returncode == 0 for p in procs), "burst of 1000 events from 4 concurrent writers")
-    s2.wait(lambda s: s.runs.get(run, 0) >= 1000 - len(got1), 20)
+    n, writers = a.burst, a.writers
+    live = FastStream(a.url, topics="products", resume=True)
+    first = FastStream(a.url, topics="products", stop_after=(run, n // 3))
     time.sleep(0.3)
-    got2 = [e for e in s2.events if e[2]["data"].get("run") == run]
+    t0 = time.monotonic()
+    procs, rolled, tmp = shop.burst_tx(run, n, writers)
+    first.wait(lambda st: st.eof, 60)
+    with first.cond:
+        got1 = [e for e in first.events if run_of(e) == run]
+        last = first.events[-1][0] if first.events else 0
+    second = FastStream(a.url, topics="products", last_event_id=last, resume=True)
+    mid = sum(1 for p in procs if p.poll() is None)
+    for p in procs:
+        p.wait()
+    t_written = time.monotonic() - t0
+    errs = [open(p.args[-1] + ".err").read() for p in procs if p.returncode != 0]
+    shutil.rmtree(tmp, ignore_errors=True)
+    ok(not errs, "%d writers, %d events committed in short transactions (1-4 events), %d more rolled back"
+       % (writers, n, rolled), "\n".join(errs)[:1000])
     table = shop.burst_ids(run)
+    n_rb = int(shop.sql("SELECT count(*) FROM shop.events WHERE data->>'run' = '%s' AND data->>'rb' IS NOT NULL"
+                        % run))
+    ok(len(table) == n and n_rb == 0, "the table holds the %d committed events, none rolled back (%d, %d)"
+       % (n, len(table), n_rb))
+    wait_s = 30 + n / 1000.0
+    live.wait(lambda st: st.runs.get(run, 0) >= len(table), wait_s)
+    second.wait(lambda st: st.runs.get(run, 0) >= len(table) - len(got1), wait_s)
+    t_all = time.monotonic() - t0
+    time.sleep(0.5)                         # a duplicate or a stray would come now
+    with live.cond:
+        got = [e[0] for e in live.events if run_of(e) == run]
+        rb = [e[0] for e in live.events if (e[2].get("data") or {}).get("rb")]
+    with live.cond:
+        resets = [e for e in live.events if e[1] == "reset"]
+    ok(got == table and not rb and not resets, "a live subscriber got every committed event once, in id order "
+       "(%d of %d: 0 lost, 0 duplicated, none rolled back; dropped as slow and resumed %d times)"
+       % (len(got), len(table), live.drops), "%s; resets %s" % (gap_dup(got, table), resets[:2]))
+    with second.cond:
+        got2 = [e for e in second.events if run_of(e) == run]
+        resets = [e for e in second.events if e[1] == "reset"]
     union = [e[0] for e in got1] + [e[0] for e in got2]
-    ok(len(table) == 1000, "the table holds the burst (%d)" % len(table))
-    ok(sorted(union) == table and len(set(union)) == len(union),
-       "resume by Last-Event-ID mid-burst: first %d + second %d = exactly the burst, no gap, no duplicate"
-       % (len(got1), len(got2)),
-       "missing %s, duplicated %s" % (sorted(set(table) - set(union))[:10],
-                                      sorted(x for x in set(union) if union.count(x) > 1)[:10]))
-    ok(all(x < y for x, y in zip(union, union[1:])), "ids strictly increase across the two connections")
-    s2.close()
+    ok(union == table and not resets,
+       "resume by Last-Event-ID mid-burst: first %d + second %d = exactly the committed events, in order, "
+       "no reset (dropped as slow and resumed %d times)" % (len(got1), len(got2), second.drops),
+       "%s; resets %s" % (gap_dup(union, table), resets[:2]))
+    note("%d writers, %d events (+%d rolled back): written in %.2f s, all delivered %.2f s after the start "
+         "(%.0f events/s)" % (writers, n, rolled, t_written, t_all, n / t_all if t_all else 0))
+    with first.cond:
+        note("the first %s at id %d (%d events of the burst); the second came back with %d of %d writers "
+             "still writing" % ("hung up" if first.hung_up else "was dropped by the server",
+                                first.events[-1][0] if first.events else -1,
+                                len(got1), mid, writers))
+    live.close()
+    second.close()
+
+
+def test_commit_order(shop, a):
+    """Ids are drawn before commit: an id drawn earlier and committed later
+    holds later ones back; a rolled-back one does not hold them for long."""
+    for end in ("COMMIT", "ROLLBACK"):
+        run = uuid.uuid4().hex[:8]
+        s = Stream(a.url, topics="products")
+        time.sleep(0.3)
+        held = subprocess.Popen(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", shop.dsn],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        held.stdin.write("BEGIN;\nSELECT shop.emit('test.held', 'products', json_build_object('run', '%s'));\n"
+                         % run)
+        held.stdin.flush()
+        first = int(held.stdout.readline())
+        second = shop.emit(run)[0]
+        time.sleep(0.5)
+        early = [e[0] for e in s.events if e[2]["data"].get("run") == run]
+        t0 = time.monotonic()
+        held.stdin.write(end + ";\n")
+        held.stdin.close()
+        held.wait()
+        want = [first, second] if end == "COMMIT" else [second]
+        s.wait(lambda st: len([e for e in st.events if e[2]["data"].get("run") == run]) >= len(want), 5)
+        dt = time.monotonic() - t0
+        time.sleep(0.2)
+        got = [e[0] for e in s.events if e[2]["data"].get("run") == run]
+        ok(first < second and early == [], "%s: nothing delivered while id %d is open and %d committed"
+           % (end, first, second), early)
+        ok(got == want and dt < 2, "%s of the held id: %s arrive%s in order (%.0f ms)"
+           % (end, "both" if end == "COMMIT" else "the later one", "" if end == "COMMIT" else "s", dt * 1000),
+           "%s vs %s" % (got, want))
+        s.close()
 
 
 def test_slow(shop, a):
@@ -693,9 +970,12 @@ def main():
     ap.add_argument("--restart-cmd")
     ap.add_argument("--heartbeat", action="store_true")
     ap.add_argument("--log", help="shop-fcgi's stderr, to see why streams ended")
+    ap.add_argument("--burst", type=int, default=int(os.environ.get("EVENTS_BURST", "20000")),
+                    help="committed events of the concurrent writers' burst (EVENTS_BURST, default 20000)")
+    ap.add_argument("--writers", type=int, default=32, help="concurrent writers of the burst")
     a = ap.parse_args()
     shop = Shop(a.url, open(a.token_file).read().strip(), a.dsn)
-    for t in (test_changes, test_auth, test_public, test_resume_burst, test_slow, test_latency, test_max_streams, test_restart,
+    for t in (test_changes, test_auth, test_public, test_burst, test_commit_order, test_slow, test_latency, test_max_streams, test_restart,
               test_heartbeat):
         try:
             t(shop, a)
