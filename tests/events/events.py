@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""Events over SSE (issue 6, both front-ends): TAP tests against a
-running shop.
+"""Events over SSE (issue 6, both front-ends): TAP tests against a running
+shop.
 
     events.py --url http://127.0.0.1:8080 --dsn "host=... port=... dbname=..." \
               --token-file TOKEN [--pid FCGI_PID] [--max-streams N] \
               [--restart-cmd "command that restarts PostgreSQL"] [--heartbeat] \
-              [--log FCGI_STDERR_FILE]
+              [--log FCGI_STDERR_FILE] [--limited-url URL [--replay-limit N]] \
+              [--burst N] [--writers N] [--only test_a,test_b]
 
 --url reaches GET /events unbuffered (nginx: fastcgi_buffering off). --dsn
 is the shop's database (psql makes bursts with shop.emit and checks the
 table). The database should be a throwaway one: the test writes products,
-warehouses, orders and test events. --max-streams: the shop's
-SHOP_MAX_STREAMS, to test the 503 past it (skipped without). --restart-cmd:
-restarts the database under a live stream (skipped without). --heartbeat
-waits 16 s for a heartbeat comment.
+warehouses, orders and test events, and ages and prunes some of its own
+events (test_retention: events_pruned moves on). --token-file: the admin
+token (the orders topic). --max-streams: the shop's SHOP_MAX_STREAMS, to
+test the 503 past it (skipped without). --restart-cmd: restarts the
+database under a live stream (skipped without). --heartbeat waits 16 s for
+a heartbeat comment. --limited-url: the same shop and database with the
+replay limit --replay-limit (small: 50), for the reset tests (skipped
+without). --burst (EVENTS_BURST, default 20000): events committed by
+--writers (32) concurrent psql sessions; --url's replay limit should be
+above it, or a resume mid-burst under load may get a reset.
 """
 import argparse
 import collections
@@ -353,6 +360,13 @@ class Shop:
                        "FROM generate_series(1, %d) i" % (type_, topic, run, n))
         return [int(x) for x in out.split()]
 
+    def emit_mixed(self, run, n):
+        """n events alternating between the topics prices and products: [(id, topic)]."""
+        out = self.sql("SELECT shop.emit('test.limit', t, json_build_object('run', '%s', 'n', i)) || ' ' || t "
+                       "FROM (SELECT i, CASE WHEN i %% 2 = 0 THEN 'products' ELSE 'prices' END AS t "
+                       "      FROM generate_series(1, %d) i) s" % (run, n))
+        return [(int(x.split()[0]), x.split()[1]) for x in out.splitlines()]
+
     def tx_script(self, run, w, target, rng):
         """One writer's script: short transactions of 1-4 shop.emit until
         `target` events committed; about one in ten rolled back (its events
@@ -402,6 +416,9 @@ class Shop:
         st2, _ = self.call("PUT", "/warehouses/" + wh, {"name": "Events " + run}, admin=True)
         st3, _ = self.call("PUT", "/warehouses/%s/stock/%s" % (wh, sku), {"quantity": quantity}, admin=True)
         return sku, wh, (st1 == 201 and st2 in (200, 201) and st3 == 200)
+
+    def pruned_through(self):
+        return int(self.sql("SELECT through FROM shop.events_pruned"))
 
 
 def raw_get(base, query, headers=None, during=None, timeout=5):
@@ -464,6 +481,20 @@ def jload(b):
         return json.loads(b)
     except (ValueError, TypeError):
         return None
+
+
+def frames_of(raw):
+    """The SSE frames of a raw body, comments left out: [text of each frame]."""
+    out = []
+    for block in bytes(raw).decode("utf-8", "replace").split("\n\n"):
+        lines = [x for x in block.split("\n") if x and not x.startswith(":")]
+        if lines:
+            out.append("\n".join(lines))
+    return out
+
+
+def reset_frame(next_id):
+    return 'id: %d\nevent: reset\ndata: {"reason":"too-far-behind","next_id":%d}' % (next_id - 1, next_id)
 
 
 def gap_dup(got, want):
@@ -755,6 +786,82 @@ def test_burst(shop, a):
     second.close()
 
 
+def test_frontend_writers(shop, a):
+    """Writes through the front-end (no NOTIFY per event: the writer's
+    process wakes the hubs once its own hub read): every event reaches a
+    subscriber here and one on the other URL (shop-fcgi: another process),
+    rolled-back orders give none."""
+    run = uuid.uuid4().hex[:8]
+    threads_n, puts = 16, 20
+    wh = "fw-" + run
+    st, _ = shop.call("PUT", "/warehouses/" + wh, {"name": "Front-end writers " + run}, admin=True)
+    skus = ["FW%d-%s" % (i, run) for i in range(threads_n)]
+    good = st in (200, 201)
+    for sku in skus:
+        st, _ = shop.call("POST", "/products", {"sku": sku, "name": sku, "price_cents": 100, "currency": "EUR"},
+                          admin=True)
+        good = good and st == 201
+    urls = [a.url] + ([a.limited_url] if a.limited_url else [])
+    subs = [Stream(u, topics="stock,orders", token=shop.token) for u in urls]
+    time.sleep(0.3)
+    m0 = shop.marker(run + "-start")
+    answers = [[] for _ in range(threads_n)]
+
+    def writer(i):
+        sku = skus[i]
+        for k in range(puts):
+            st_, _ = shop.call("PUT", "/warehouses/%s/stock/%s" % (wh, sku), {"quantity": 100 + k}, admin=True)
+            answers[i].append(("put", st_, 200))
+        st_, _ = shop.call("POST", "/orders", {"items": [{"sku": sku, "quantity": 1000}],
+                                               "customer_email": "fw@example.com"})
+        answers[i].append(("order over the stock", st_, 409))
+        st_, _ = shop.call("POST", "/orders", {"items": [{"sku": sku, "quantity": 1}],
+                                               "customer_email": "fw@example.com"})
+        answers[i].append(("order", st_, 201))
+    ths = [threading.Thread(target=writer, args=(i,)) for i in range(threads_n)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    m1 = shop.marker(run + "-end")
+    bad = [x for ans in answers for x in ans if x[1] != x[2]]
+    ok(good and not bad, "%d threads wrote through the front-end: %d stock levels, %d orders refused, %d placed"
+       % (threads_n, threads_n * puts, threads_n, threads_n), bad[:10])
+    table = [int(x) for x in shop.sql("SELECT id FROM shop.events WHERE id > %d AND id < %d "
+                                      "AND topic IN ('stock', 'orders') ORDER BY id" % (m0, m1)).split()]
+    n_want = threads_n * (puts + 2)         # each put, and each order: stock.changed and order.created
+    ok(len(table) == n_want, "the table holds exactly their %d events: a refused order wrote none" % n_want,
+       len(table))
+    for u, sub in zip(urls, subs):
+        sub.wait(lambda st_: set(table) <= set(st_.ids()), 10)
+        time.sleep(0.2)
+        got = [x for x in sub.ids() if m0 < x < m1]
+        ok(got == table, "a subscriber on %s got each of them once, in id order" % (
+            "the same URL" if u == a.url else "the other URL (%s)" % u), gap_dup(got, table))
+    for sub in subs:
+        sub.close()
+
+    # One write at a time: how long to the subscriber on the other URL (a
+    # wake-up, not the idle poll of a second).
+    if a.limited_url:
+        sub = Stream(a.limited_url, topics="stock")
+        time.sleep(0.3)
+        lat = []
+        for k in range(10):
+            t0 = time.monotonic()
+            st, _ = shop.call("PUT", "/warehouses/%s/stock/%s" % (wh, skus[0]), {"quantity": 500 + k}, admin=True)
+            if sub.wait(lambda st_: any(e[2]["data"].get("quantity") == 500 + k for e in st_.events), 3):
+                lat.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.05)
+        lat.sort()
+        p50 = lat[len(lat) // 2] if lat else -1
+        note("write through %s -> subscriber on %s: p50 %.1f ms, max %.1f ms"
+             % (a.url, a.limited_url, p50, lat[-1] if lat else -1))
+        ok(len(lat) == 10 and p50 < 250, "a write through one URL reaches a subscriber of the other within "
+           "a wake-up (p50 %.1f ms < 250)" % p50, lat)
+        sub.close()
+
+
 def test_commit_order(shop, a):
     """Ids are drawn before commit: an id drawn earlier and committed later
     holds later ones back; a rolled-back one does not hold them for long."""
@@ -786,6 +893,162 @@ def test_commit_order(shop, a):
            % (end, "both" if end == "COMMIT" else "the later one", "" if end == "COMMIT" else "s", dt * 1000),
            "%s vs %s" % (got, want))
         s.close()
+
+
+def after_reset(st):
+    """(the reset frames, the ids of the events after the first one)."""
+    with st.cond:
+        resets = [e for e in st.events if e[1] == "reset"]
+        rest = [e[0] for e in st.events if e[1] != "reset"]
+    return resets, rest
+
+
+def check_reset(st, next_id, name):
+    """The stream's first frame is the reset to next_id (raw bytes), and the
+    only one."""
+    with st.cond:
+        frames = frames_of(st.raw) if st.raw is not None else []
+        first = st.events[0] if st.events else None
+    resets, _ = after_reset(st)
+    return ok(first is not None and first[1] == "reset" and first[2] == {"reason": "too-far-behind", "next_id": next_id}
+              and first[0] == next_id - 1 and len(resets) == 1
+              and (st.raw is None or (frames and frames[0] == reset_frame(next_id))),
+              "%s: the first frame is the reset, next_id %d, id: %d" % (name, next_id, next_id - 1),
+              "first %s, %d resets, raw %r" % (first, len(resets), frames[:1]))
+
+
+def test_replay_limit(shop, a):
+    """A resume replays at most the replay limit (counting every topic)."""
+    if not a.limited_url:
+        note("skipped: the replay limit (no --limited-url)")
+        return
+    lim, L = a.limited_url, a.replay_limit
+    run = uuid.uuid4().hex[:8]
+    watch = Stream(lim, topics="products,prices")
+    time.sleep(0.3)
+    evs = shop.emit_mixed(run, 2 * L + 20)      # prices, products, prices, ...
+    ids = [x for x, _ in evs]
+    products = [x for x, t in evs if t == "products"]
+    synced = watch.wait(lambda st: ids[-1] in st.ids(), 10)
+    ok(synced and len(ids) == 2 * L + 20, "%d events, prices and products in turn, reached a subscriber of %s"
+       % (len(ids), lim))
+
+    # Exactly L events after the resume point: no reset, all of them.
+    k = len(ids) - L - 1
+    s1 = Stream(lim, topics="products,prices", last_event_id=ids[k])
+    s1.wait(lambda st: ids[-1] in st.ids(), 5)
+    resets, rest = after_reset(s1)
+    ok(not resets and rest == ids[k + 1:], "Last-Event-ID with exactly the limit (%d) of events after it: no reset, "
+       "all of them" % L, "resets %s; %s" % (resets, gap_dup(rest, ids[k + 1:])))
+    s1.close()
+
+    # L + 1 after it: a reset to the newest L (every topic counts), then
+    # that stream's topics from there.
+    nxt = ids[-L]
+    s2 = Stream(lim, topics="products", after=ids[k - 1], raw=True)
+    s2.wait(lambda st: products[-1] in st.ids(), 5)
+    check_reset(s2, nxt, "?after= with the limit + 1 events after it (topics=products)")
+    _, rest = after_reset(s2)
+    want = [x for x in products if x >= nxt]
+    ok(rest == want, "then the products events from next_id on, %d of the %d events from there" % (len(want), L),
+       gap_dup(rest, want))
+
+    # Far back, by Last-Event-ID: the same reset, the events, then live.
+    s3 = Stream(lim, topics="products", last_event_id=ids[0] - 1, raw=True)
+    s3.wait(lambda st: products[-1] in st.ids(), 5)
+    check_reset(s3, nxt, "Last-Event-ID %d events back" % len(ids))
+    live = shop.emit(run, n=5)
+    s3.wait(lambda st: live[-1] in st.ids(), 5)
+    s2.wait(lambda st: live[-1] in st.ids(), 5)
+    time.sleep(0.3)
+    for name, st in (("Last-Event-ID", s3), ("?after=", s2)):
+        resets, rest = after_reset(st)
+        ok(rest == want + live and len(resets) == 1, "%s: after the reset, the replay then 5 live events: no gap, "
+           "no duplicate, one reset" % name, "%s; resets %d" % (gap_dup(rest, want + live), len(resets)))
+    s2.close()
+    s3.close()
+    watch.wait(lambda st: live[-1] in st.ids(), 5)
+
+    # ?after=0 on a table of thousands: a reset, then the newest L.
+    total = int(shop.sql("SELECT count(*) FROM shop.events"))
+    n0 = int(shop.sql("SELECT min(id) FROM (SELECT id FROM shop.events ORDER BY id DESC LIMIT %d) t" % L))
+    pub0 = [int(x) for x in shop.sql("SELECT id FROM shop.events WHERE id >= %d AND topic IN ('products', "
+                                     "'prices', 'stock') ORDER BY id" % n0).split()]
+    s4 = Stream(lim, after=0, raw=True)
+    s4.wait(lambda st: pub0[-1] in st.ids(), 5)
+    check_reset(s4, n0, "?after=0 with %d events in the table" % total)
+    resets, rest = after_reset(s4)
+    ok(rest == pub0, "?after=0: then the public events of the newest %d (%d)" % (L, len(pub0)), gap_dup(rest, pub0))
+    s4.close()
+    # The reset's id is a resume point that needs no second reset.
+    s5 = Stream(lim, last_event_id=n0 - 1, raw=True)
+    s5.wait(lambda st: pub0[-1] in st.ids(), 5)
+    resets, rest = after_reset(s5)
+    ok(not resets and rest == pub0, "Last-Event-ID: the reset's id (%d): no second reset, the same events"
+       % (n0 - 1), "resets %s; %s" % (resets, gap_dup(rest, pub0)))
+    s5.close()
+    # A resume point at the hub's position: live, no reset.
+    s6 = Stream(lim, topics="products", last_event_id=live[-1])
+    time.sleep(0.2)
+    more = shop.emit(run, n=2)
+    s6.wait(lambda st: more[-1] in st.ids(), 5)
+    resets, rest = after_reset(s6)
+    ok(not resets and rest == more, "Last-Event-ID: the newest id: live, no reset", "%s %s" % (resets, rest))
+    s6.close()
+    watch.close()
+
+
+def test_retention(shop, a):
+    """Events older than the retention, then pruned: a resume from before
+    them gets a reset to the first id after them."""
+    url = a.limited_url or a.url
+    run = uuid.uuid4().hex[:8]
+    watch = Stream(url, topics="products")
+    time.sleep(0.3)
+    through0 = shop.pruned_through()
+    aged = shop.emit(run, n=20, type_="test.aged")
+    fresh = shop.emit(run, n=10, type_="test.fresh")
+    shop.sql("UPDATE shop.events SET created_at = created_at - interval '2 days' WHERE id BETWEEN %d AND %d"
+             % (aged[0], aged[-1]))
+    watch.wait(lambda st: fresh[-1] in st.ids(), 5)
+    ok(through0 < aged[0] - 1 and fresh[0] == aged[-1] + 1, "20 events aged by two days, 10 fresh ones after them "
+       "(ids %d-%d, %d-%d)" % (aged[0], aged[-1], fresh[0], fresh[-1]), "pruned through %d" % through0)
+
+    s1 = Stream(url, topics="products", last_event_id=aged[0] - 1, raw=True)
+    s1.wait(lambda st: fresh[-1] in st.ids(), 5)
+    left = int(shop.sql("SELECT count(*) FROM shop.events WHERE id BETWEEN %d AND %d" % (aged[0], aged[-1])))
+    if left < len(aged):
+        note("the server's own retention pass pruned %d of the aged events already" % (len(aged) - left))
+    check_reset(s1, fresh[0], "a resume from before events older than the retention (30 events back, within the "
+                              "limit)")
+    live = shop.emit(run, n=3)
+    s1.wait(lambda st: live[-1] in st.ids(), 5)
+    _, rest = after_reset(s1)
+    ok(rest == fresh + live, "then the fresh events and the live ones", gap_dup(rest, fresh + live))
+    s1.close()
+
+    n = int(shop.sql("SELECT shop.events_prune(86400000, 100000)"))
+    left = int(shop.sql("SELECT count(*) FROM shop.events WHERE id BETWEEN %d AND %d" % (aged[0], aged[-1])))
+    through = shop.pruned_through()
+    ok(left == 0 and through >= aged[-1] and int(shop.sql("SELECT count(*) FROM shop.events WHERE id >= %d"
+                                                          % fresh[0])) >= len(fresh) + len(live),
+       "shop.events_prune(24 h): the aged events are gone (%d now, the rest before), pruned through %d, the "
+       "fresh ones stay" % (n, through), "left %d" % left)
+    for name, after in (("from before them", aged[0] - 1), ("from among them", aged[9])):
+        st = Stream(url, topics="products", after=after, raw=True)
+        st.wait(lambda x: live[-1] in x.ids(), 5)
+        check_reset(st, fresh[0], "a resume %s, once pruned" % name)
+        _, rest = after_reset(st)
+        ok(rest == fresh + live, "%s: then the events that are left, from next_id" % name,
+           gap_dup(rest, fresh + live))
+        st.close()
+    st = Stream(url, topics="products", last_event_id=aged[-1])
+    st.wait(lambda x: live[-1] in x.ids(), 5)
+    resets, rest = after_reset(st)
+    ok(not resets and rest == fresh + live, "a resume from the last pruned id (%d): no reset, all that follows"
+       % aged[-1], "resets %s; %s" % (resets, gap_dup(rest, fresh + live)))
+    st.close()
+    watch.close()
 
 
 def test_slow(shop, a):
@@ -970,17 +1233,26 @@ def main():
     ap.add_argument("--restart-cmd")
     ap.add_argument("--heartbeat", action="store_true")
     ap.add_argument("--log", help="shop-fcgi's stderr, to see why streams ended")
+    ap.add_argument("--limited-url", help="the same shop with a small replay limit (another process for "
+                                          "shop-fcgi): the replay limit and retention tests")
+    ap.add_argument("--replay-limit", type=int, default=50, help="the replay limit of --limited-url")
     ap.add_argument("--burst", type=int, default=int(os.environ.get("EVENTS_BURST", "20000")),
                     help="committed events of the concurrent writers' burst (EVENTS_BURST, default 20000)")
     ap.add_argument("--writers", type=int, default=32, help="concurrent writers of the burst")
+    ap.add_argument("--only", help="comma-separated test names (test_burst,...): only those")
     a = ap.parse_args()
     shop = Shop(a.url, open(a.token_file).read().strip(), a.dsn)
-    for t in (test_changes, test_auth, test_public, test_burst, test_commit_order, test_slow, test_latency, test_max_streams, test_restart,
+    for t in (test_changes, test_auth, test_public, test_burst, test_frontend_writers, test_commit_order,
+              test_slow, test_latency, test_max_streams, test_replay_limit, test_restart, test_retention,
               test_heartbeat):
+        if a.only and t.__name__ not in a.only.split(","):
+            continue
+        t0 = time.monotonic()
         try:
             t(shop, a)
         except Exception as e:
             ok(False, "%s raised %r" % (t.__name__, e))
+        note("%s: %.1f s" % (t.__name__, time.monotonic() - t0))
     sys.exit(TAP.done())
 
 

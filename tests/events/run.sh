@@ -13,8 +13,13 @@
 #           8); the stop: nginx -s quit. WebSocket (module only) is not
 #           tested here yet.
 #
-# The main front-ends get the largest replay limit ($BIG_LIMIT): the
-# concurrent writers' burst checks a resume mid-burst, and under load a
+# Next to each, the same shop with a small replay limit ($REPLAY_LIMIT, so
+# that a reset takes tens of events, not 10,000): for fcgi a second
+# shop-fcgi (SHOP_EVENT_REPLAY_LIMIT) behind a second nginx server, another
+# process with a hub of its own; for the module a location /limited/ of the
+# same server (shop_event_replay_limit). events.py gets it as
+# --limited-url. The main front-ends get the largest limit ($BIG_LIMIT):
+# the concurrent writers' burst checks a resume mid-burst, and under load a
 # client can be seconds (tens of thousands of events) behind the hub when it
 # comes back; with the default (10,000) that resume would get a reset, which
 # is right but not what that test is about.
@@ -38,13 +43,14 @@ TARGETS+=(module)
 
 W=$(mktemp -d /tmp/shop-events.XXXXXX)
 chmod 755 "$W"
-F_PID="" NGX="" C_PIDS=()
-BIG_LIMIT=1000000
+F_PID="" L_PID="" NGX="" C_PIDS=()
+REPLAY_LIMIT=50 BIG_LIMIT=1000000
 cleanup() {
     local p
     for p in "${C_PIDS[@]}"; do shop_stop_pid "$p" TERM 2; done
     [ -n "$NGX" ] && shop_nginx_stop "$NGX"
     [ -n "$F_PID" ] && shop_fcgi_stop "$F_PID"
+    [ -n "$L_PID" ] && shop_fcgi_stop "$L_PID"
     shop_pg_stop "$W/pg"
     if [ "${KEEP:-0}" != 1 ]; then rm -rf "$W"; else shop_say "kept $W"; fi
 }
@@ -72,7 +78,7 @@ events() {
     local t=$1 url=$2 pid=$3; shift 3
     python3 "$SHOP_SRCDIR/tests/events/events.py" --url "$url" --dsn "$DSN" \
         --token-file "$W/token" --pid "$pid" --max-streams 8 --restart-cmd "$RESTART" \
-        "$@" "${EXTRA[@]}" >"$W/$t.tap" || rc=1
+        --replay-limit "$REPLAY_LIMIT" "$@" "${EXTRA[@]}" >"$W/$t.tap" || rc=1
     shop_tap_merge "$W/$t.tap" "$t"
 }
 
@@ -97,19 +103,31 @@ streams_ended() {
 }
 
 run_fcgi() {
-    local port crc ms
-    read -r port <<<"$(shop_free_ports 1)"
+    local port lport crc ms
+    { read -r port; read -r lport; } <<<"$(shop_free_ports 2)"
     shop_fcgi_start "$W/fcgi.sock" "$W/fcgi.log" SHOP_DATABASE_URL="$DSN" SHOP_ADMIN_TOKEN_FILE="$W/token" \
         SHOP_MAX_STREAMS=8 SHOP_EVENT_REPLAY_LIMIT="$BIG_LIMIT" || bail "shop-fcgi did not start"
     F_PID=$SHOP_FCGI_PID
+    shop_fcgi_start "$W/fcgi-limited.sock" "$W/fcgi-limited.log" SHOP_DATABASE_URL="$DSN" \
+        SHOP_ADMIN_TOKEN_FILE="$W/token" SHOP_MAX_STREAMS=8 SHOP_EVENT_REPLAY_LIMIT="$REPLAY_LIMIT" ||
+        bail "shop-fcgi (replay limit $REPLAY_LIMIT) did not start"
+    L_PID=$SHOP_FCGI_PID
     NGX=$W/ngx-fcgi
     shop_nginx_prepare "$NGX" WORKER_PROCESSES=1 &&
     shop_nginx_add_server "$NGX" fcgi "$SHOP_SRCDIR/conf/nginx-fcgi.server.conf.in" \
-        LISTEN="127.0.0.1:$port" BASE_PATH="" FCGI_SOCKET="$W/fcgi.sock" BODY_MAX=2m || bail "nginx configuration"
+        LISTEN="127.0.0.1:$port" BASE_PATH="" FCGI_SOCKET="$W/fcgi.sock" BODY_MAX=2m &&
+    shop_nginx_add_server "$NGX" fcgi-limited "$SHOP_SRCDIR/conf/nginx-fcgi.server.conf.in" \
+        LISTEN="127.0.0.1:$lport" BASE_PATH="" FCGI_SOCKET="$W/fcgi-limited.sock" BODY_MAX=2m ||
+        bail "nginx configuration"
     shop_nginx_start "$NGX" || bail "nginx did not start"
     shop_wait_http "http://127.0.0.1:$port/healthz" 10 || bail "no answer"
+    shop_wait_http "http://127.0.0.1:$lport/healthz" 10 || bail "no answer (replay limit $REPLAY_LIMIT)"
 
-    events fcgi "http://127.0.0.1:$port" "$F_PID" --log "$W/fcgi.log"
+    events fcgi "http://127.0.0.1:$port" "$F_PID" --log "$W/fcgi.log" --limited-url "http://127.0.0.1:$lport"
+
+    shop_fcgi_stop "$L_PID" && grep -q '"msg":"stopped"' "$W/fcgi-limited.log"
+    result $? "fcgi: SIGTERM: shop-fcgi with the replay limit $REPLAY_LIMIT stopped"
+    L_PID=""
 
     # SIGTERM with streams open: each ends cleanly (curl sees the end of the
     # chunked response: exit 0), shop-fcgi exits 0.
@@ -122,9 +140,10 @@ run_fcgi() {
     shop_wait_gone "$F_PID" 10 && grep -q '"msg":"stopped"' "$W/fcgi.log"
     result $? "fcgi: SIGTERM: shop-fcgi stopped"
     F_PID=""
-    ! grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$W/fcgi.log"
-    result $? "fcgi: shop-fcgi log is free of sanitizer reports"
-    grep -h -A20 "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$W/fcgi.log" | head -60 | sed 's/^/#   /'
+    ! grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$W/fcgi.log" "$W/fcgi-limited.log"
+    result $? "fcgi: shop-fcgi logs are free of sanitizer reports"
+    grep -h -A20 "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$W/fcgi.log" "$W/fcgi-limited.log" |
+        head -60 | sed 's/^/#   /'
     shop_nginx_stop "$NGX"; NGX=""
 }
 
@@ -136,14 +155,16 @@ run_module() {
     shop_nginx_add_module "$NGX" module LISTEN="127.0.0.1:$port" DATABASE="$DSN" \
         ADMIN_TOKEN_FILE="$W/token" WEBHOOK_SECRET_FILE="$W/webhook" POOL_SIZE=2 \
         SETTINGS="    shop_max_subscribers 8;
-    shop_event_replay_limit $BIG_LIMIT;" || bail "nginx configuration"
+    shop_event_replay_limit $BIG_LIMIT;" \
+        LOCATIONS="    location /limited/ { shop; shop_event_replay_limit $REPLAY_LIMIT; }" ||
+        bail "nginx configuration"
     shop_nginx_start "$NGX" || bail "nginx did not start"
     master=$SHOP_NGINX_PID
     shop_wait_http "http://127.0.0.1:$port/readyz" 10 "$master" || bail "no answer"
     worker=$(pgrep -P "$master" | head -n 1)
 
     # --pid: the one worker (its RSS); no --log: the drop message is shop-fcgi's
-    events module "http://127.0.0.1:$port" "$worker"
+    events module "http://127.0.0.1:$port" "$worker" --limited-url "http://127.0.0.1:$port/limited"
 
     # nginx -s quit with streams open: each ends cleanly, nginx exits.
     open_streams "http://127.0.0.1:$port"
