@@ -10,15 +10,15 @@
 #           location of conf/nginx-fcgi.server.conf.in (fastcgi_buffering
 #           off, long read timeout); the stop: SIGTERM to shop-fcgi
 #   module  nginx (worker_processes 1) with the module (shop_max_subscribers
-#           8); the stop: nginx -s quit. WebSocket (module only) is not
-#           tested here yet.
+#           8); events.py, then websocket.py (WebSocket is the module's
+#           only); the stop: nginx -s quit.
 #
 # Next to each, the same shop with a small replay limit ($REPLAY_LIMIT, so
 # that a reset takes tens of events, not 10,000): for fcgi a second
 # shop-fcgi (SHOP_EVENT_REPLAY_LIMIT) behind a second nginx server, another
 # process with a hub of its own; for the module a location /limited/ of the
-# same server (shop_event_replay_limit). events.py gets it as
-# --limited-url. The main front-ends get the largest limit ($BIG_LIMIT):
+# same server (shop_event_replay_limit). events.py and websocket.py get it
+# as --limited-url. The main front-ends get the largest limit ($BIG_LIMIT):
 # the concurrent writers' burst checks a resume mid-burst, and under load a
 # client can be seconds (tens of thousands of events) behind the hub when it
 # comes back; with the default (10,000) that resume would get a reset, which
@@ -80,6 +80,14 @@ events() {
         --token-file "$W/token" --pid "$pid" --max-streams 8 --restart-cmd "$RESTART" \
         --replay-limit "$REPLAY_LIMIT" "$@" "${EXTRA[@]}" >"$W/$t.tap" || rc=1
     shop_tap_merge "$W/$t.tap" "$t"
+}
+
+# websocket TARGET URL [WEBSOCKET.PY ARGS...]: websocket.py, the same way.
+websocket() {
+    local t=$1 url=$2; shift 2
+    python3 "$SHOP_SRCDIR/tests/events/websocket.py" --url "$url" --dsn "$DSN" \
+        --token-file "$W/token" --replay-limit "$REPLAY_LIMIT" "$@" "${EXTRA[@]}" >"$W/$t-ws.tap" || rc=1
+    shop_tap_merge "$W/$t-ws.tap" "$t websocket"
 }
 
 # open_streams URL: three clients on /events (C_PIDS), then a second to settle.
@@ -165,6 +173,7 @@ run_module() {
 
     # --pid: the one worker (its RSS); no --log: the drop message is shop-fcgi's
     events module "http://127.0.0.1:$port" "$worker" --limited-url "http://127.0.0.1:$port/limited"
+    websocket module "http://127.0.0.1:$port" --limited-url "http://127.0.0.1:$port/limited"
 
     # nginx -s quit with streams open: each ends cleanly, nginx exits.
     open_streams "http://127.0.0.1:$port"

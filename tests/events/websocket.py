@@ -262,6 +262,110 @@ def test_resume(shop, a):
     ws.shutdown()
 
 
+def test_auth(shop, a):
+    """The orders topic over WebSocket: the admin token, checked before the
+    101 (a refusal is an ordinary answer: no upgrade, no frame)."""
+    run = uuid.uuid4().hex[:8]
+    wrong = ("x" if not shop.token.startswith("x") else "y") + shop.token[1:]
+    for name, path, headers, want, kind in (
+            ("topics=orders without the token", "/events?topics=orders", {}, 401, "unauthorized"),
+            ("topics=prices,orders without the token", "/events?topics=prices,orders", {}, 401, "unauthorized"),
+            ("topics=orders&after=0 without the token", "/events?topics=orders&after=0", {}, 401, "unauthorized"),
+            ("topics=orders with a wrong token", "/events?topics=orders", {"Authorization": "Bearer " + wrong},
+             403, "forbidden")):
+        ws = WebSocket(a.url, path, headers=headers)
+        body = {}
+        try:
+            body = json.loads(ws.body)
+        except ValueError:
+            pass
+        ok(ws.status == want and "upgrade" not in ws.headers and "sec-websocket-accept" not in ws.headers
+           and ws.headers.get("content-type", "").startswith("application/problem+json")
+           and str(body.get("type", "")).endswith("/" + kind),
+           "handshake %s: %d %s problem+json, not 101" % (name, want, kind), "%s %s %r" % (ws.status, ws.headers,
+                                                                                        ws.body[:300]))
+        if want == 401:
+            www = ws.headers.get("www-authenticate", "")
+            ok(www.startswith("Bearer") and 'realm="shop"' in www,
+               "handshake %s: WWW-Authenticate: Bearer realm=\"shop\"" % name, ws.headers)
+        shop.sql("SELECT shop.emit('test.private', 'orders', json_build_object('run', '%s'))" % run)
+        ws.sock.settimeout(0.5)
+        rest = b""
+        try:
+            while True:
+                more = ws.sock.recv(65536)
+                if not more:
+                    break
+                rest += more
+        except OSError:
+            pass
+        ok(ws.buf == b"" and run.encode() not in rest and b"order" not in rest,
+           "handshake %s: nothing after the answer (an order event was written meanwhile)" % name,
+           "%r %r" % (ws.buf[:200], rest[:200]))
+        ws.shutdown()
+
+    # With the token: 101, and the order events as text frames.
+    sku, wh = "WSA-" + run, "wsa-" + run
+    st1, _ = shop.call("POST", "/products", {"sku": sku, "name": "Ws auth " + run, "price_cents": 900,
+                                             "currency": "EUR"}, admin=True)
+    st2, _ = shop.call("PUT", "/warehouses/" + wh, {"name": "Ws " + run}, admin=True)
+    st3, _ = shop.call("PUT", "/warehouses/%s/stock/%s" % (wh, sku), {"quantity": 3}, admin=True)
+    ws = WebSocket(a.url, "/events?topics=orders", headers={"Authorization": "Bearer " + shop.token})
+    ok(ws.accepted(), "handshake topics=orders with the token: 101", "%s %s" % (ws.status, ws.headers))
+    time.sleep(0.3)
+    email = "wsa-%s@example.com" % run
+    st4, o = shop.call("POST", "/orders", {"items": [{"sku": sku, "quantity": 1}], "customer_email": email})
+    oid = o.get("id") if isinstance(o, dict) else None
+    st5, _ = shop.call("POST", "/orders/%s/transitions" % oid, {"to": "cancelled"}, admin=True)
+    got, other = events(ws, lambda g: len([e for e in g if e["data"].get("id") == oid]) >= 2)
+    mine = [e for e in got if e["data"].get("id") == oid]
+    ok((st1, st2 in (200, 201), st3, st4, st5) == (201, True, 200, 201, 200)
+       and [e["type"] for e in mine] == ["order.created", "order.status_changed"]
+       and mine[0]["data"].get("customer_email") == email and not other,
+       "with the token: order.created and order.status_changed as text frames",
+       "%s %s" % ([(e["type"], e["data"]) for e in got], other))
+    ok(all(e["type"].startswith("order.") for e in got), "topics=orders: no other event (no stock.changed)",
+       [e["type"] for e in got])
+    ws.close()
+    ws.shutdown()
+
+
+def test_reset(shop, a):
+    """A resume from further back than the replay limit: a reset frame first."""
+    if not a.limited_url:
+        note("skipped: the replay limit (no --limited-url)")
+        return
+    lim, L = a.limited_url, a.replay_limit
+    run = uuid.uuid4().hex[:8]
+    ids = shop.emit(run, n=2 * L)
+    watch = WebSocket(lim, "/events?topics=products&after=%d" % (ids[-1] - 1))
+    events(watch, lambda g: any(e["id"] == ids[-1] for e in g))
+    # Within the limit: no reset.
+    ws = WebSocket(lim, "/events?topics=products&after=%d" % ids[L - 1])
+    got, _ = events(ws, lambda g: any(e.get("id") == ids[-1] for e in g))
+    ok([e.get("type") for e in got if e.get("type") == "reset"] == [] and [e.get("id") for e in got] == ids[L:],
+       "?after= with the limit (%d) of events after it: no reset, all of them" % L, got[:3])
+    ws.close()
+    ws.shutdown()
+    # One more: a reset to the newest L, then those, then live.
+    for name, path, headers in (("?after=", "/events?topics=products&after=%d" % ids[L - 2], None),
+                                ("Last-Event-ID", "/events?topics=products", {"Last-Event-ID": str(ids[0] - 1)})):
+        ws = WebSocket(lim, path, headers=headers)
+        got, _ = events(ws, lambda g: any(e.get("id") == ids[-1] for e in g))
+        want0 = {"type": "reset", "data": {"reason": "too-far-behind", "next_id": ids[L]}}
+        ok(got[:1] == [want0] and [e.get("id") for e in got[1:]] == ids[L:],
+           "%s too far back: the first frame is %s, then the newest %d events" % (name, json.dumps(want0), L),
+           "%s ... (%d frames)" % (got[:2], len(got)))
+        more = shop.emit(run, n=3)
+        got2, _ = events(ws, lambda g: any(e.get("id") == more[-1] for e in g))
+        ok([e.get("id") for e in got2] == more, "%s: then live, no gap, no duplicate, no second reset" % name, got2)
+        ws.close()
+        ws.shutdown()
+        ids = ids[3:] + more                # the newest 2L again
+    watch.close()
+    watch.shutdown()
+
+
 def test_heartbeat(shop, a):
     if not a.heartbeat:
         note("skipped: the server's ping (no --heartbeat)")
@@ -282,13 +386,21 @@ def main():
     ap.add_argument("--dsn", required=True)
     ap.add_argument("--token-file", required=True)
     ap.add_argument("--heartbeat", action="store_true")
+    ap.add_argument("--limited-url", help="the same shop with a small replay limit: the reset frame")
+    ap.add_argument("--replay-limit", type=int, default=50, help="the replay limit of --limited-url")
+    ap.add_argument("--only", help="comma-separated test names (test_burst,...): only those")
     a = ap.parse_args()
     shop = Shop(a.url, open(a.token_file).read().strip(), a.dsn)
-    for t in (test_handshake, test_frames, test_refused_frames, test_resume, test_heartbeat):
+    for t in (test_handshake, test_frames, test_refused_frames, test_resume, test_auth, test_reset,
+              test_heartbeat):
+        if a.only and t.__name__ not in a.only.split(","):
+            continue
+        t0 = time.monotonic()
         try:
             t(shop, a)
         except Exception as e:
             ok(False, "%s raised %r" % (t.__name__, e))
+        note("%s: %.1f s" % (t.__name__, time.monotonic() - t0))
     sys.exit(TAP.done())
 
 
