@@ -177,6 +177,11 @@ const char *shop_route_name(const shop_ctx *c);
 shop_str shop_log_line(shop_ctx *c, shop_str method, int64_t total_us, int64_t db_us,
                        int64_t wait_us);
 
+/* How long past statement_timeout a front-end waits for a statement's
+ * answer before it gives the connection up (a database that hangs, or
+ * stopped, never sends the cancel's error): then 503. */
+#define SHOP_STATEMENT_GRACE_MS 1000
+
 /* Connection options both front-ends pass to libpq, so text values come out
  * the way the render step reads them (UTC timestamps, ISO dates), and so
  * that shop.emit leaves the wake-up to the front-end: it wakes every hub

@@ -38,6 +38,7 @@ fcgi_exec_pool_run(fcgi_pool *p, fcgi_pool *read_pool, fcgi_pool *run, const sho
     char msg[256];
     PGconn *conn;
     int64_t t0;
+    int timed_out;
 
     t0 = fcgi_now_us();
     conn = fcgi_pool_acquire(run);
@@ -56,8 +57,22 @@ fcgi_exec_pool_run(fcgi_pool *p, fcgi_pool *read_pool, fcgi_pool *run, const sho
         }
 
         t0 = fcgi_now_us();
-        res[i] = PQexecPrepared(conn, st->name, q->nparams, q->values, NULL, NULL, 0);
+        res[i] = fcgi_pg_exec_within(conn, st->name, q->nparams, q->values,
+                                     c->settings->statement_timeout_ms + SHOP_STATEMENT_GRACE_MS,
+                                     &timed_out);
         *db_us += fcgi_now_us() - t0;
+
+        if (timed_out) {
+            /* The database does not answer (it hangs, or stopped): this
+             * connection goes, the request gets its 503 now. */
+            fcgi_log(FCGI_LOG_ERROR, "request %.*s: statement %s: no answer within %lld ms; "
+                     "connection given up", (int) c->request_id.n, c->request_id.p, st->name,
+                     (long long) (c->settings->statement_timeout_ms + SHOP_STATEMENT_GRACE_MS));
+            shop_result_fail(&results[i], SHOP_DB_TIMEOUT);
+            fcgi_pool_release(run, conn);
+            conn = NULL;
+            continue;
+        }
 
         if (PQstatus(conn) != CONNECTION_OK) {
             fcgi_log(FCGI_LOG_ERROR, "request %.*s: statement %s: connection lost: %s",

@@ -3,6 +3,8 @@
  * the code is found before the first request uses it. */
 #include "shop_fcgi.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -114,4 +116,46 @@ fcgi_pg_prepare(PGconn *conn, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+PGresult *
+fcgi_pg_exec_within(PGconn *conn, const char *name, int nparams, const char *const *values,
+                    int64_t timeout_ms, int *timed_out)
+{
+    int64_t deadline = fcgi_now_us() + timeout_ms * 1000;
+    PGresult *last = NULL, *res;
+
+    *timed_out = 0;
+    if (!PQsendQueryPrepared(conn, name, nparams, values, NULL, NULL, 0)) {
+        return NULL;
+    }
+    for ( ;; ) {
+        while (PQisBusy(conn)) {
+            struct pollfd pfd = { PQsocket(conn), POLLIN, 0 };
+            int64_t left = deadline - fcgi_now_us();
+
+            if (left <= 0) {
+                /* The caller gives the connection up: a statement is still
+                 * in flight on it (PQTRANS_ACTIVE). */
+                *timed_out = 1;
+                PQclear(last);
+                return NULL;
+            }
+            if (poll(&pfd, 1, (int) ((left + 999) / 1000)) < 0 && errno != EINTR) {
+                break;
+            }
+            if (!PQconsumeInput(conn)) {
+                break;              /* lost: PQgetResult says so */
+            }
+        }
+        res = PQgetResult(conn);
+        if (res == NULL) {
+            return last;
+        }
+        PQclear(last);
+        last = res;
+        if (PQstatus(conn) == CONNECTION_BAD) {
+            return last;
+        }
+    }
 }

@@ -56,6 +56,10 @@ PGconn *fcgi_pg_connect(const char *dsn, const char *app, int64_t statement_time
 int  fcgi_pg_prepare(PGconn *conn, char *err, size_t errlen);
 /* Routes the connection's notices to the JSON log instead of bare stderr. */
 void fcgi_pg_quiet(PGconn *conn);
+/* PQexecPrepared with a bound: NULL with *timed_out set when no answer came
+ * within timeout_ms (the connection is then unusable: give it up). */
+PGresult *fcgi_pg_exec_within(PGconn *conn, const char *name, int nparams,
+                              const char *const *values, int64_t timeout_ms, int *timed_out);
 /* The first line of libpq's message, for one-line logs. */
 const char *fcgi_pg_message(const char *msg, char *out, size_t outlen);
 

@@ -58,7 +58,6 @@
                                                  stock deadline */
 #define NGX_HTTP_SHOP_BACKOFF_MIN      100
 #define NGX_HTTP_SHOP_BACKOFF_MAX      2000
-#define NGX_HTTP_SHOP_GRACE            1000   /* past statement_timeout */
 #define NGX_HTTP_SHOP_STALLED          100    /* the oldest statement is slow */
 
 
@@ -1004,6 +1003,18 @@ ngx_http_shop_pool_submit(ngx_http_shop_pool_t *pool, ngx_http_shop_job_t *job)
     if (pool == NULL || pool->stopping || pool->drift
         || (pool->down && pool->nready == 0))
     {
+        /* down: answered at once, but never without a probe under way */
+
+        if (pool && pool->down && !pool->stopping && !pool->drift
+            && !ngx_http_shop_pool_probing(pool, NULL))
+        {
+            ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                          "shop: pool %V was down with no connection "
+                          "retrying; probing now", &pool->conf->name);
+
+            ngx_http_shop_pool_wake(pool, &done);
+        }
+
         ngx_http_shop_answer(job, pool ? ngx_http_shop_pool_down_status(pool)
                                        : SHOP_DB_UNAVAILABLE, &done);
         goto finish;
@@ -1228,7 +1239,7 @@ ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc, ngx_http_shop_job_t *job,
 
     if (sc->nflight == 1) {
         ngx_add_timer(&sc->deadline,
-                      pool->conf->statement_timeout + NGX_HTTP_SHOP_GRACE);
+                      pool->conf->statement_timeout + SHOP_STATEMENT_GRACE_MS);
     }
 
     if (ngx_http_shop_conn_flush(sc) != NGX_OK) {
@@ -2051,7 +2062,7 @@ ngx_http_shop_conn_results(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
 
         if (sc->nflight) {
             ngx_add_timer(&sc->deadline, sc->pool->conf->statement_timeout
-                                         + NGX_HTTP_SHOP_GRACE);
+                                         + SHOP_STATEMENT_GRACE_MS);
 
         } else if (sc->deadline.timer_set) {
             ngx_del_timer(&sc->deadline);
@@ -2265,10 +2276,13 @@ ngx_http_shop_conn_drop(ngx_http_shop_conn_t *sc, ngx_queue_t *done)
 
 
 /*
- * closes sc after a failure and sets the reconnect timer: a connection kept
- * up (or wanted by a waiting job) reconnects after the backoff; while the
- * pool is down only one does. level: how loud, unless the connection is
- * failing anyway
+ * closes sc after a failure and sets the reconnect timer. While the pool is
+ * up, a connection kept up (or wanted by a waiting job) reconnects after
+ * the backoff. While it is down exactly one connection probes: this one,
+ * unless another is connecting or waits to reconnect (whichever it is: an
+ * on-demand connection, or a probe that timed out while connecting, must
+ * not leave the pool without one). level: how loud, unless the connection
+ * is failing anyway
  */
 
 static void
@@ -2276,37 +2290,32 @@ ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
     const char *what, const char *why, ngx_queue_t *done)
 {
     u_char                *p;
+    ngx_uint_t             nflight, retry;
     ngx_http_shop_pool_t  *pool;
     u_char                 msg[256];
 
     pool = sc->pool;
+    nflight = sc->nflight;
 
     p = ngx_http_shop_pg_message(why, msg, sizeof(msg));
 
     /* said once: while the database stays away, quieter */
 
-    if ((sc->failing || (pool->down && sc->nflight == 0))
+    if ((sc->failing || (pool->down && nflight == 0))
         && level > NGX_LOG_ALERT)
     {
         level = NGX_LOG_INFO;
     }
 
-    ngx_log_error(level, pool->log, 0,
-                  "shop: connection %ui to %V %s: %*s; %ui request(s) in "
-                  "flight, next attempt in %M ms",
-                  sc->number, &pool->conf->name, what, p - msg, msg,
-                  sc->nflight, sc->backoff);
-
     ngx_http_shop_conn_drop(sc, done);
 
     sc->failing = 1;
 
-    if (pool->stopping) {
-        sc->timed_out = 0;
-        return;
+    if (sc->timer.timer_set) {
+        ngx_del_timer(&sc->timer);
     }
 
-    if (pool->nready == 0) {
+    if (!pool->stopping && pool->nready == 0) {
         pool->down = 1;
         pool->down_status = sc->timed_out ? SHOP_DB_TIMEOUT
                                           : SHOP_DB_UNAVAILABLE;
@@ -2320,21 +2329,36 @@ ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
 
     sc->timed_out = 0;
 
-    if (sc->timer.timer_set) {
-        ngx_del_timer(&sc->timer);
+    if (pool->stopping) {
+        retry = 0;
+
+    } else if (pool->down) {
+        retry = !ngx_http_shop_pool_probing(pool, sc);
+
+    } else {
+        retry = (ngx_uint_t) (sc - pool->conns) < pool->warm
+                || pool->nwaiting > 0;
     }
 
-    /* not kept up, nobody waits: no retry; down: one probe is enough */
+    if (retry) {
+        ngx_log_error(level, pool->log, 0,
+                      "shop: connection %ui to %V %s: %*s; %ui request(s) in "
+                      "flight, next attempt in %M ms",
+                      sc->number, &pool->conf->name, what, p - msg, msg,
+                      nflight, sc->backoff);
 
-    if (((ngx_uint_t) (sc - pool->conns) >= pool->warm && pool->nwaiting == 0)
-        || (pool->down && ngx_http_shop_pool_probing(pool, sc)))
-    {
+        ngx_add_timer(&sc->timer, sc->backoff);
+
+        sc->backoff = ngx_min(sc->backoff * 2, NGX_HTTP_SHOP_BACKOFF_MAX);
         return;
     }
 
-    ngx_add_timer(&sc->timer, sc->backoff);
-
-    sc->backoff = ngx_min(sc->backoff * 2, NGX_HTTP_SHOP_BACKOFF_MAX);
+    ngx_log_error(level, pool->log, 0,
+                  "shop: connection %ui to %V %s: %*s; %ui request(s) in "
+                  "flight, %s", sc->number, &pool->conf->name, what, p - msg,
+                  msg, nflight, pool->stopping ? "shutting down"
+                                : pool->down ? "another connection probes"
+                                : "not needed until requests wait");
 }
 
 
