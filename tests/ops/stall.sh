@@ -3,7 +3,9 @@
 # backend, then SIGCONT) under stock-check load, both front-ends of one
 # nginx (tests/ops/stall.py): every wait is bounded in the stall, /healthz
 # answers, and both answer stock checks again within 2 s of SIGCONT without
-# a reload or restart (issue 19). Statement timeout 2 s on both. About 20 s.
+# a reload or restart (issue 19). Statement timeout 2 s on both; a 20 s
+# stall (STALL_SECONDS), which left a module stock-check pool down for good
+# before the fix. About 30 s.
 # TAP; `make check` runs it.
 #
 # Environment: SHOP_SRCDIR, SHOP_BUILDDIR (set by `make check`);
@@ -25,7 +27,7 @@ PG_PID=$(head -1 "$T/pg/data/postmaster.pid")
 tap_ok "setup: PostgreSQL (port $PG_PORT, pid $PG_PID), shop-fcgi (pid $FCGI), nginx (pid $NGINX_PID) with the module on :$MPORT and fastcgi_pass on :$FPORT"
 
 ops_py stall.py --front "module=http://127.0.0.1:$MPORT" --front "fcgi=http://127.0.0.1:$FPORT" \
-    --dsn "$DSN" --pg-pid "$PG_PID" --statement-timeout 2 --stall "${STALL_SECONDS:-8}"
+    --dsn "$DSN" --pg-pid "$PG_PID" --statement-timeout 2 --stall "${STALL_SECONDS:-20}"
 
 ops_nginx_alerts "$T/nginx"
 ops_sanitizers
