@@ -187,6 +187,8 @@ static void ngx_http_shop_pool_dispatch(ngx_http_shop_pool_t *pool,
     ngx_queue_t *done);
 static void ngx_http_shop_pool_flush_waiting(ngx_http_shop_pool_t *pool,
     shop_db_status status, ngx_queue_t *done);
+static void ngx_http_shop_pool_wait(ngx_http_shop_pool_t *pool,
+    ngx_http_shop_job_t *job, ngx_uint_t first);
 static shop_db_status ngx_http_shop_pool_down_status(
     ngx_http_shop_pool_t *pool);
 static void ngx_http_shop_answer(ngx_http_shop_job_t *job,
@@ -1034,19 +1036,7 @@ ngx_http_shop_pool_submit(ngx_http_shop_pool_t *pool, ngx_http_shop_job_t *job)
         goto finish;
     }
 
-    ngx_queue_insert_tail(&pool->waiting, &job->queue);
-    pool->nwaiting++;
-    job->waiting = 1;
-
-    /* a job with a deadline needs no timer of its own */
-
-    if (!job->deadline) {
-        job->timer.handler = ngx_http_shop_job_timeout;
-        job->timer.data = job;
-        job->timer.log = job->log;
-
-        ngx_add_timer(&job->timer, pool->conf->queue_timeout);
-    }
+    ngx_http_shop_pool_wait(pool, job, 0);
 
     /* a connection that is not kept up connects for it */
 
@@ -1217,10 +1207,20 @@ ngx_http_shop_conn_send(ngx_http_shop_conn_t *sc, ngx_http_shop_job_t *job,
                                  NULL, NULL, 0)
             || !PQpipelineSync(sc->pg))
         {
-            ngx_http_shop_conn_close(sc, NGX_LOG_ERR, "lost",
+            ngx_http_shop_conn_close(sc, NGX_LOG_WARN, "lost",
                                      PQerrorMessage(sc->pg), done);
-            ngx_http_shop_answer(job, SHOP_DB_UNAVAILABLE, done);
-            return NGX_ERROR;
+
+            /* none of it went out: it waits for the next connection */
+
+            if (pool->down || pool->stopping) {
+                ngx_http_shop_answer(job, ngx_http_shop_pool_down_status(pool),
+                                     done);
+                return NGX_ERROR;
+            }
+
+            ngx_http_shop_pool_wait(pool, job, 1);
+            ngx_http_shop_pool_wake(pool, done);
+            return NGX_AGAIN;
         }
     }
 
@@ -1420,6 +1420,35 @@ ngx_http_shop_pool_flush_waiting(ngx_http_shop_pool_t *pool,
         job->waiting = 0;
 
         ngx_http_shop_answer(job, status, done);
+    }
+}
+
+
+/* a job waits for a connection: last in the queue, or first (it was sent
+ * to one that turned out dead) */
+
+static void
+ngx_http_shop_pool_wait(ngx_http_shop_pool_t *pool, ngx_http_shop_job_t *job,
+    ngx_uint_t first)
+{
+    if (first) {
+        ngx_queue_insert_head(&pool->waiting, &job->queue);
+
+    } else {
+        ngx_queue_insert_tail(&pool->waiting, &job->queue);
+    }
+
+    pool->nwaiting++;
+    job->waiting = 1;
+
+    /* a job with a deadline needs no timer of its own */
+
+    if (!job->deadline && !job->timer.timer_set) {
+        job->timer.handler = ngx_http_shop_job_timeout;
+        job->timer.data = job;
+        job->timer.log = job->log;
+
+        ngx_add_timer(&job->timer, pool->conf->queue_timeout);
     }
 }
 
@@ -1747,10 +1776,10 @@ ngx_http_shop_conn_timer(ngx_event_t *ev)
 
     case NGX_HTTP_SHOP_DOWN:
 
-        /* not kept up and nobody waits: it stays down */
+        /* not kept up and nobody waits: it stays down, unless it probes */
 
         if ((ngx_uint_t) (sc - pool->conns) >= pool->warm
-            && pool->nwaiting == 0)
+            && pool->nwaiting == 0 && !pool->down)
         {
             return;
         }
@@ -2290,12 +2319,14 @@ ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
     const char *what, const char *why, ngx_queue_t *done)
 {
     u_char                *p;
-    ngx_uint_t             nflight, retry;
+    ngx_uint_t             nflight, retry, was_ready;
     ngx_http_shop_pool_t  *pool;
     u_char                 msg[256];
 
     pool = sc->pool;
     nflight = sc->nflight;
+    /* up and answering until the server closed it (not: no answer in time) */
+    was_ready = (sc->state == NGX_HTTP_SHOP_READY && !sc->timed_out);
 
     p = ngx_http_shop_pg_message(why, msg, sizeof(msg));
 
@@ -2309,11 +2340,41 @@ ngx_http_shop_conn_close(ngx_http_shop_conn_t *sc, ngx_uint_t level,
 
     ngx_http_shop_conn_drop(sc, done);
 
-    sc->failing = 1;
-
     if (sc->timer.timer_set) {
         ngx_del_timer(&sc->timer);
     }
+
+    if (was_ready && !pool->stopping) {
+
+        /*
+         * it was up: the server closed it (a failover, a pooler's restart,
+         * pg_terminate_backend) or the network lost it. Not yet a failure
+         * of the database: a new one connects at once, and requests wait
+         * for it in the queue rather than fail; if it cannot connect, the
+         * pool goes down as usual. What was in flight may have run: 503.
+         */
+
+        if (nflight == 0) {
+            level = NGX_LOG_INFO;
+        }
+
+        ngx_log_error(level, pool->log, 0,
+                      "shop: connection %ui to %V %s: %*s; %ui request(s) in "
+                      "flight, reconnecting", sc->number, &pool->conf->name,
+                      what, p - msg, msg, nflight);
+
+        sc->failing = 0;
+        sc->timed_out = 0;
+        sc->backoff = NGX_HTTP_SHOP_BACKOFF_MIN;
+
+        if ((ngx_uint_t) (sc - pool->conns) < pool->warm || pool->nwaiting) {
+            ngx_http_shop_conn_connect(sc, done);
+        }
+
+        return;
+    }
+
+    sc->failing = 1;
 
     if (!pool->stopping && pool->nready == 0) {
         pool->down = 1;

@@ -5,7 +5,9 @@
 # answers, and both answer stock checks again within 2 s of SIGCONT without
 # a reload or restart (issue 19). Statement timeout 2 s on both; a 20 s
 # stall (STALL_SECONDS), which left a module stock-check pool down for good
-# before the fix. About 30 s.
+# before the fix. Then terminate.py: every backend of the front-ends
+# terminated three times while the database stays up (pg_terminate_backend):
+# only statements in flight fail. About 40 s.
 # TAP; `make check` runs it.
 #
 # Environment: SHOP_SRCDIR, SHOP_BUILDDIR (set by `make check`);
@@ -28,6 +30,9 @@ tap_ok "setup: PostgreSQL (port $PG_PORT, pid $PG_PID), shop-fcgi (pid $FCGI), n
 
 ops_py stall.py --front "module=http://127.0.0.1:$MPORT" --front "fcgi=http://127.0.0.1:$FPORT" \
     --dsn "$DSN" --pg-pid "$PG_PID" --statement-timeout 2 --stall "${STALL_SECONDS:-20}"
+# The same servers: the database closes their connections while it stays up.
+ops_py terminate.py --front "module=http://127.0.0.1:$MPORT" --front "fcgi=http://127.0.0.1:$FPORT" \
+    --dsn "$DSN"
 
 ops_nginx_alerts "$T/nginx"
 ops_sanitizers
