@@ -185,6 +185,13 @@ shop_order_place_plan(shop_ctx *c)
 void
 shop_order_place_render(shop_ctx *c, const shop_result *r)
 {
+    if (r[0].status == SHOP_DB_UNAVAILABLE || r[0].status == SHOP_DB_TIMEOUT) {
+        /* The statement may have committed before the answer was lost (a
+         * retryable conflict rolled back: the generic answer). */
+        shop_fail(c, SHOP_E_UNAVAILABLE, "the order may or may not have been placed: retry with "
+                  "the same Idempotency-Key, which returns the order if it was");
+        return;
+    }
     if (!shop_db_ok(c, &r[0])) {
         return;
     }

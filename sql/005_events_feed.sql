@@ -26,6 +26,14 @@ DECLARE
     v_id  bigint;
     v_xid xid8;
 BEGIN
+    -- Readers hand ids out in order, so a transaction holding an id holds
+    -- back every later event until it ends: one that writes events may not
+    -- run longer than 2 s (the API's take milliseconds; a bulk load writes
+    -- its events in batches of short transactions).
+    IF clock_timestamp() - now() > interval '2 seconds' THEN
+        RAISE EXCEPTION 'a transaction that writes events must end within 2 s; this one ran %',
+            clock_timestamp() - now() USING ERRCODE = 'query_canceled';
+    END IF;
     v_xid := pg_current_xact_id();         -- own an xid before drawing the id
     v_id := nextval('shop.events_id_seq');
     INSERT INTO shop.events (id, type, topic, data) VALUES (v_id, p_type, p_topic, p_data);

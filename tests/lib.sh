@@ -149,11 +149,14 @@ shop_check_path() {
 # shop_pg_start DIR PORT [SOCKDIR]: a cluster in DIR/data (initdb on first
 # use), unix socket in SOCKDIR (default DIR/run; mode 755 so other users,
 # e.g. nginx workers, reach it), TCP on 127.0.0.1:PORT, trust auth, superuser
-# `shop`, fsync off (a throwaway). Sets SHOP_PG_DIR, SHOP_PG_PORT,
-# SHOP_PG_SOCKDIR, SHOP_PG_PID and exports PGHOST/PGPORT/PGUSER.
+# `shop`, fsync, synchronous_commit and full_page_writes off (a throwaway:
+# a crash may lose acknowledged commits) unless SHOP_PG_DURABLE=1 (what
+# `./shopdev up` runs). Sets SHOP_PG_DIR, SHOP_PG_PORT, SHOP_PG_SOCKDIR,
+# SHOP_PG_PID and exports PGHOST/PGPORT/PGUSER.
 shop_pg_start() {
-    local dir=$1 port=$2 sock=${3:-$1/run} bin u
+    local dir=$1 port=$2 sock=${3:-$1/run} bin u fast=""
     bin=$(shop_pgbin) || return 1
+    [ "${SHOP_PG_DURABLE:-0}" = 1 ] || fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     shop_check_path "$dir" && shop_check_path "$sock" || return 1
     # sun_path holds 107 bytes; "/.s.PGSQL.PORT" takes up to 16 of them.
     if [ $(( ${#sock} + 16 )) -gt 107 ]; then
@@ -176,7 +179,7 @@ shop_pg_start() {
         return 1
     fi
     if ! (cd "$dir" && shop_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-              -o "-p $port -k $sock -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+              -o "-p $port -k $sock -c listen_addresses=127.0.0.1 -c max_connections=200 $fast" \
               start) >"$dir/pg_ctl.log" 2>&1; then
         shop_say "PostgreSQL did not start:"; tail -n 20 "$dir/pg_ctl.log" "$dir/server.log" 2>/dev/null | sed 's/^/#   /' >&2
         return 1

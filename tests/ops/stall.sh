@@ -34,6 +34,33 @@ ops_py stall.py --front "module=http://127.0.0.1:$MPORT" --front "fcgi=http://12
 ops_py terminate.py --front "module=http://127.0.0.1:$MPORT" --front "fcgi=http://127.0.0.1:$FPORT" \
     --dsn "$DSN"
 
+# A transaction that writes events holds back every later one until it
+# ends: shop.emit refuses to write one after 2 s.
+out=$(shop_psql shop -v ON_ERROR_STOP=1 2>&1 <<'SQL'
+BEGIN;
+SELECT shop.emit('product.updated', 'products', '{"ops":"first"}');
+SELECT pg_sleep(2.2);
+SELECT shop.emit('product.updated', 'products', '{"ops":"late"}');
+COMMIT;
+SQL
+)
+tap_is "shop.emit refuses an event in a transaction older than 2 s, and nothing of it commits" \
+    "$(printf '%s' "$out" | grep -q 'must end within 2 s' \
+       && [ "$(shop_psql shop -tAc "SELECT count(*) FROM shop.events WHERE data->>'ops' IS NOT NULL")" = 0 ]; echo $?)" \
+    "$out"
+
+# shop-fcgi gone: nginx answers 503 with the same status in the problem
+# (it was a 502 whose body said 503), Retry-After, and how to retry an order.
+shop_fcgi_stop "$FCGI"
+out=$(curl -s -D - -o "$T/down.json" -H 'Content-Type: application/json' \
+      -d '{"items":[{"sku":"SKU-000001","quantity":1}],"customer_email":"a@example.com"}' \
+      "http://127.0.0.1:$FPORT/orders")
+status=$(printf '%s' "$out" | head -1 | cut -d' ' -f2)
+tap_is "[fcgi] shop-fcgi stopped: POST /orders is 503 with a 503 problem, Retry-After and the Idempotency-Key advice" \
+    "$( [ "$status" = 503 ] && printf '%s' "$out" | grep -qi '^Retry-After: 1' \
+        && grep -q '"status":503' "$T/down.json" && grep -q 'Idempotency-Key' "$T/down.json"; echo $?)" \
+    "status $status" "$(cat "$T/down.json")"
+
 ops_nginx_alerts "$T/nginx"
 ops_sanitizers
 ops_done

@@ -587,8 +587,13 @@ test_place_render_db_down(void **state)
     static const shop_db_status down[] = { SHOP_DB_UNAVAILABLE, SHOP_DB_TIMEOUT, SHOP_DB_RETRY };
     for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++) {
         th_env *e = place_answer(th_db(down[i]));
-        th_problem(e, 503, "unavailable");
+        json_object *p = th_problem(e, 503, "unavailable");
         assert_string_equal(th_header(e, "Retry-After"), "1");
+        /* It may have committed: the client is told how to find out safely
+         * (a conflict that rolled back is a plain retry). */
+        const char *detail = json_object_get_string(json_object_object_get(p, "detail"));
+        assert_true((strstr(detail, "retry with the same Idempotency-Key") != NULL)
+                    == (down[i] != SHOP_DB_RETRY));
         th_free(e);
     }
     th_env *e = place_answer(th_db(SHOP_DB_ERROR));
