@@ -38,6 +38,8 @@ fcgi_exec_pool_run(fcgi_pool *p, fcgi_pool *read_pool, fcgi_pool *run, const sho
     char msg[256];
     PGconn *conn;
     int64_t t0;
+    /* No answer by then: the database hangs (it would have cancelled). */
+    int64_t bound_ms = c->settings->statement_timeout_ms + SHOP_STATEMENT_GRACE_MS;
     int timed_out;
 
     t0 = fcgi_now_us();
@@ -57,9 +59,7 @@ fcgi_exec_pool_run(fcgi_pool *p, fcgi_pool *read_pool, fcgi_pool *run, const sho
         }
 
         t0 = fcgi_now_us();
-        res[i] = fcgi_pg_exec_within(conn, st->name, q->nparams, q->values,
-                                     c->settings->statement_timeout_ms + SHOP_STATEMENT_GRACE_MS,
-                                     &timed_out);
+        res[i] = fcgi_pg_exec_within(conn, st->name, q->nparams, q->values, bound_ms, &timed_out);
         *db_us += fcgi_now_us() - t0;
 
         if (timed_out) {
@@ -67,7 +67,7 @@ fcgi_exec_pool_run(fcgi_pool *p, fcgi_pool *read_pool, fcgi_pool *run, const sho
              * connection goes, the request gets its 503 now. */
             fcgi_log(FCGI_LOG_ERROR, "request %.*s: statement %s: no answer within %lld ms; "
                      "connection given up", (int) c->request_id.n, c->request_id.p, st->name,
-                     (long long) (c->settings->statement_timeout_ms + SHOP_STATEMENT_GRACE_MS));
+                     (long long) bound_ms);
             shop_result_fail(&results[i], SHOP_DB_TIMEOUT);
             fcgi_pool_release(run, conn);
             conn = NULL;
