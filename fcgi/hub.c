@@ -412,16 +412,19 @@ fcgi_hub_read(PGconn *conn, fcgi_blocks *blocks)
     shop_feed_query q;
     shop_arena arena;
     PGresult *res;
-    int n, nev = 0;
+    int n, nev = 0, timed_out;
     char msg[256];
 
     shop_feed_query_init(&feed, &q, fcgi_now_us() / 1000);
-    res = PQexecPrepared(conn, name, 6, q.values, NULL, NULL, 0);
+    res = fcgi_pg_exec_within(conn, name, 6, q.values,
+                              hub.settings->statement_timeout_ms + SHOP_STATEMENT_GRACE_MS,
+                              &timed_out);
     n = shop_feed_result(&feed, res);
     if (n < 0) {
         fcgi_log(FCGI_LOG_WARN, "events: reading events failed: %s",
-                 fcgi_pg_message(res ? PQresultErrorMessage(res) : PQerrorMessage(conn),
-                                 msg, sizeof(msg)));
+                 timed_out ? "no answer in time"
+                 : fcgi_pg_message(res ? PQresultErrorMessage(res) : PQerrorMessage(conn),
+                                   msg, sizeof(msg)));
         PQclear(res);
         return -1;
     }

@@ -142,7 +142,7 @@ fcgi_sse_replay(fcgi_sse *st, fcgi_sub *sub, fcgi_blocks *blocks, int64_t *last,
         shop_buf b;
         PGresult *res;
         PGconn *conn;
-        int rc = 0;
+        int rc = 0, timed_out;
         int64_t sent = 0;
 
         conn = fcgi_pool_acquire(st->pool);
@@ -150,12 +150,16 @@ fcgi_sse_replay(fcgi_sse *st, fcgi_sub *sub, fcgi_blocks *blocks, int64_t *last,
             return -1;
         }
         shop_replay_query_init(&q, st->settings, *last, cursor, first);
-        res = PQexecPrepared(conn, name, 5, q.values, NULL, NULL, 0);
+        /* Bounded: a timed-out connection is given up by the release. */
+        res = fcgi_pg_exec_within(conn, name, 5, q.values,
+                                  st->settings->statement_timeout_ms + SHOP_STATEMENT_GRACE_MS,
+                                  &timed_out);
         fcgi_pool_release(st->pool, conn);
         if (shop_replay_result(res, *last, cursor, &batch) != 0) {
             fcgi_log(FCGI_LOG_WARN, "stream %s: replay failed: %s", st->rid,
-                     fcgi_pg_message(res ? PQresultErrorMessage(res) : "no result",
-                                     msg, sizeof(msg)));
+                     timed_out ? "no answer in time"
+                     : fcgi_pg_message(res ? PQresultErrorMessage(res) : "no result",
+                                       msg, sizeof(msg)));
             PQclear(res);
             return -1;
         }
