@@ -153,6 +153,14 @@ class Shop:
         raise ValueError(kind)
 
 
+def ops_shop():
+    """What every ops script's load is about: products 1..200 to read (the
+    seed of ops_pg_up), SKU-000001..20 to order (ops_stock_up tops them up),
+    SKU-000001..100 to check."""
+    return Shop(list(range(1, 201)), ["SKU-%06d" % i for i in range(1, 21)],
+                ["SKU-%06d" % i for i in range(1, 101)])
+
+
 class Rec:
     __slots__ = ("t0", "dt", "front", "kind", "status", "problem", "retry_after", "err", "resent",
                  "order_id", "rid", "phase", "detail")

@@ -38,8 +38,7 @@ def main():
     tap = L.Tap()
     auth = {"Authorization": "Bearer " + open(a.token_file).read().strip()}
     fronts = [L.Front(f) for f in a.front]
-    shop = L.Shop(list(range(1, 201)), ["SKU-%06d" % i for i in range(1, 21)],
-                  ["SKU-%06d" % i for i in range(1, 101)])
+    shop = L.ops_shop()
     L.snapshot_stock(a.dsn)
     ids = {f.name: 150 + i for i, f in enumerate(fronts)}
     st = {}

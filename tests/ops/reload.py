@@ -33,8 +33,7 @@ def main():
     a = ap.parse_args()
     tap = L.Tap()
     fronts = [L.Front(f) for f in a.front]
-    shop = L.Shop(list(range(1, 201)), ["SKU-%06d" % i for i in range(1, 21)],
-                  ["SKU-%06d" % i for i in range(1, 101)])
+    shop = L.ops_shop()
     L.snapshot_stock(a.dsn)
 
     workers_before = L.children(a.master)

@@ -67,8 +67,7 @@ def main():
     token = open(a.token_file).read().strip()
     auth = {"Authorization": "Bearer " + token}
     pair, direct = L.Front("pair=" + a.pair), L.Front("direct-a=" + a.direct)
-    shop = L.Shop(list(range(1, 201)), ["SKU-%06d" % i for i in range(1, 21)],
-                  ["SKU-%06d" % i for i in range(1, 101)])
+    shop = L.ops_shop()
     L.snapshot_stock(a.dsn)
 
     st = {}

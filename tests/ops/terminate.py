@@ -35,8 +35,7 @@ def main():
     a = ap.parse_args()
     tap = L.Tap()
     fronts = [L.Front(f) for f in a.front]
-    shop = L.Shop(list(range(1, 201)), ["SKU-%06d" % i for i in range(1, 21)],
-                  ["SKU-%06d" % i for i in range(1, 101)])
+    shop = L.ops_shop()
 
     load = L.Load(shop, fronts, ["get"] * 3 + ["list", "stock", "order"], threads=a.threads)
     kills = [load.at(1.0 + i, "terminate %d" % (i + 1), lambda: L.sql(a.dsn, KILL))
