@@ -451,6 +451,18 @@ shop_begin(shop_ctx *c, shop_arena *a, const shop_settings *s, const shop_reques
     finalize(c);
 }
 
+int
+shop_plan_emitted(const shop_ctx *c, const shop_result *results)
+{
+    for (int i = 0; i < c->nqueries; i++) {
+        if ((shop_catalogue[c->queries[i].stmt].flags & SHOP_EMITS)
+            && results[i].status == SHOP_DB_OK) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void
 shop_finish(shop_ctx *c, const shop_result *results)
 {

@@ -41,6 +41,14 @@ shop_feed_woken(shop_feed *f, int local)
 }
 
 void
+shop_feed_notified(shop_feed *f, int from_pid, int self_pid)
+{
+    if (from_pid != self_pid) {
+        shop_feed_woken(f, 0);
+    }
+}
+
+void
 shop_feed_query_init(shop_feed *f, shop_feed_query *q, int64_t now_ms)
 {
     memset(q, 0, sizeof(*q));
@@ -84,14 +92,15 @@ shop_feed_result(shop_feed *f, const PGresult *res)
                (size_t) PQgetlength(res, 0, SHOP_E_COL_MARK_XID) + 1);
     }
     n = PQntuples(res) - 1;
-    /* A full batch: more settled rows wait (set again by shop_feed_advance). */
-    f->more = n >= SHOP_EVENTS_BATCH;
+    f->nrows = n;
     return n;
 }
 
 int
 shop_feed_advance(shop_feed *f, int n, int64_t last)
 {
+    f->starved = n < f->nrows;
+    f->more = f->starved || f->nrows >= SHOP_EVENTS_BATCH;
     if (f->cursor < 0) {
         if (f->final < 0) {
             return 0;
@@ -112,6 +121,9 @@ shop_feed_advance(shop_feed *f, int n, int64_t last)
 int64_t
 shop_feed_next_read(shop_feed *f, int64_t now_ms)
 {
+    if (f->starved) {
+        return SHOP_FEED_PENDING_MAX_MS;    /* the rest once memory is back */
+    }
     if (f->more) {
         return 0;
     }

@@ -38,9 +38,11 @@ typedef struct {
     char     mark_xid[24];  /* the mark's xid8, as text */
     int64_t  pending_ms;    /* back-off while the mark is not settled */
     int64_t  read_ms;       /* when the last read was sent (the caller's clock) */
+    int      nrows;         /* event rows of the last result */
     unsigned wake:1;        /* a wake-up (notification, local write) since the read began */
     unsigned announce:1;    /* a local write the other processes were not told about */
-    unsigned more:1;        /* the last read filled its batch: more settled rows wait */
+    unsigned more:1;        /* settled rows wait: a full batch, or some not handed out */
+    unsigned starved:1;     /* the front-end handed out fewer rows than it read */
 } shop_feed;
 
 /* The parameters of one events_read; values[] point into the struct. */
@@ -50,18 +52,21 @@ typedef struct {
 } shop_feed_query;
 
 void    shop_feed_init(shop_feed *f);
-/* A notification came (from another process: the front-end leaves out its
- * own backend's), or a change was committed here (local: 1, which the next
- * read also announces to the other processes). */
+/* A change was committed here (local: 1, which the next read also
+ * announces to the other processes), or a wake-up came some other way. */
 void    shop_feed_woken(shop_feed *f, int local);
+/* A notification from backend from_pid on the hub's connection, whose own
+ * backend is self_pid: its own announcements are for the other processes. */
+void    shop_feed_notified(shop_feed *f, int from_pid, int self_pid);
 /* Fills q for the next read, sent at now_ms; the wake-ups so far are
  * answered by it. */
 void    shop_feed_query_init(shop_feed *f, shop_feed_query *q, int64_t now_ms);
 /* Takes the state row of an events_read result (row 0). Returns the
  * number of event rows (rows 1 ... n), or -1 when the result is not one. */
 int     shop_feed_result(shop_feed *f, const PGresult *res);
-/* The rows were handed out (last: the id of the last row, if n > 0).
- * Returns 1 when the hub just learnt where the feed is (it had no cursor). */
+/* n of the rows were handed out (fewer than read: out of memory; last: the
+ * id of the last one, if n > 0). Returns 1 when the hub just learnt where
+ * the feed is (it had no cursor). */
 int     shop_feed_advance(shop_feed *f, int n, int64_t last);
 /* When to read next, with no read in flight: 0 at once, else in that many
  * milliseconds. Called after each read (it steps the back-off) and on a

@@ -169,6 +169,10 @@ void shop_begin(shop_ctx *c, shop_arena *a, const shop_settings *s, const shop_r
 void shop_finish(shop_ctx *c, const shop_result *results);
 void shop_release(shop_ctx *c);
 
+/* 1 when a statement of the plan that may write events succeeded: the
+ * front-end then wakes its event hub (the change is committed). */
+int  shop_plan_emitted(const shop_ctx *c, const shop_result *results);
+
 /* The route template for logs and metrics ("/products/{id}"), "-" when none. */
 const char *shop_route_name(const shop_ctx *c);
 

@@ -90,9 +90,6 @@ fcgi_exec_pool_run(fcgi_pool *p, fcgi_pool *read_pool, fcgi_pool *run, const sho
         }
 
         shop_result_set(&results[i], res[i]);
-        if ((st->flags & SHOP_EMITS) && results[i].status == SHOP_DB_OK) {
-            fcgi_hub_wake();
-        }
 
         /* Only the log may see what went wrong inside the database: the
          * first line of the server's message, never the parameters. */
@@ -139,5 +136,8 @@ fcgi_exec_plan(fcgi_pool *p, fcgi_pool *read_pool, const shop_ctx *c, const fcgi
     }
     if (on_read > 0) {
         fcgi_exec_pool_run(p, read_pool, read_pool, c, results, res, db_us, wait_us);
+    }
+    if (shop_plan_emitted(c, results)) {
+        fcgi_hub_wake();            /* committed: the hub reads and announces it */
     }
 }

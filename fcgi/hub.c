@@ -436,7 +436,7 @@ fcgi_hub_read(PGconn *conn, fcgi_blocks *blocks)
         shop_buf_init(&b, &arena, 512);
         shop_event_sse(&b, res, i);
         if (arena.failed || (ev[nev].frame = malloc(b.len)) == NULL) {
-            break;              /* out of memory: the rest comes with the next read */
+            break;              /* out of memory: the rest a little later */
         }
         memcpy(ev[nev].frame, b.p, b.len);
         ev[nev].len = b.len;
@@ -446,9 +446,6 @@ fcgi_hub_read(PGconn *conn, fcgi_blocks *blocks)
     }
     fcgi_blocks_reset(blocks);
     PQclear(res);
-    if (nev < n) {
-        feed.more = 1;
-    }
     if (shop_feed_advance(&feed, nev, nev > 0 ? ev[nev - 1].id : 0)) {
         fcgi_log(FCGI_LOG_INFO, "events: listening from event %lld", (long long) feed.cursor);
     }
@@ -466,12 +463,9 @@ static void
 fcgi_hub_notified(PGconn *conn)
 {
     PGnotify *nf;
-    int self = PQbackendPID(conn);
 
     while ((nf = PQnotifies(conn)) != NULL) {
-        if (nf->be_pid != self) {
-            shop_feed_woken(&feed, 0);
-        }
+        shop_feed_notified(&feed, nf->be_pid, PQbackendPID(conn));
         PQfreemem(nf);
     }
 }

@@ -485,16 +485,10 @@ ngx_http_shop_hub_send(ngx_http_shop_hub_t *hub, ngx_uint_t query)
 static void
 ngx_http_shop_hub_notifies(ngx_http_shop_hub_t *hub)
 {
-    int        self;
     PGnotify  *n;
 
-    self = PQbackendPID(hub->pg);
-
     while ((n = PQnotifies(hub->pg)) != NULL) {
-        if (n->be_pid != self) {
-            shop_feed_woken(&hub->feed, 0);
-        }
-
+        shop_feed_notified(&hub->feed, n->be_pid, PQbackendPID(hub->pg));
         PQfreemem(n);
     }
 }
@@ -661,11 +655,6 @@ ngx_http_shop_hub_read_result(ngx_http_shop_hub_t *hub, PGresult *res)
 
     PQclear(res);
 
-    if (published < (ngx_uint_t) n) {
-        /* out of memory: the cursor stays at what went out */
-        hub->feed.more = 1;
-    }
-
     if (shop_feed_advance(&hub->feed, (int) published, last)) {
         level = hub->failing ? NGX_LOG_NOTICE : NGX_LOG_INFO;
 
@@ -686,12 +675,6 @@ ngx_http_shop_hub_read_result(ngx_http_shop_hub_t *hub, PGresult *res)
     }
 
     if (hub->pg == NULL) {
-        return;
-    }
-
-    if (published < (ngx_uint_t) n) {
-        /* the rest a little later */
-        ngx_http_shop_hub_later(hub, SHOP_FEED_PENDING_MAX_MS);
         return;
     }
 

@@ -225,17 +225,6 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
 
         shop_result_set(&ctx->results[i], ctx->res[i]);
 
-        st = &shop_catalogue[ctx->core.queries[i].stmt];
-
-        /* its events are in the table: this worker reads them at once and
-         * tells the other processes */
-
-        if ((st->flags & SHOP_EMITS)
-            && ctx->results[i].status == SHOP_DB_OK)
-        {
-            ngx_http_shop_hub_wake(ctx->conf->hub);
-        }
-
         /*
          * only the log may see what went wrong inside the database, and
          * not all of it: SQLSTATE and the primary message, never DETAIL
@@ -259,12 +248,20 @@ ngx_http_shop_finish(ngx_http_shop_ctx_t *ctx)
             continue;
         }
 
+        st = &shop_catalogue[ctx->core.queries[i].stmt];
         p = ngx_http_shop_pg_result_message(ctx->res[i], msg, sizeof(msg));
 
         ngx_log_error(level, r->connection->log, 0,
                       "shop: request %*s: statement %s: %*s",
                       ctx->core.request_id.n, ctx->core.request_id.p,
                       st->name, p - msg, msg);
+    }
+
+    /* its events are in the table: this worker reads them at once and
+     * tells the other processes */
+
+    if (shop_plan_emitted(&ctx->core, ctx->results)) {
+        ngx_http_shop_hub_wake(ctx->conf->hub);
     }
 
     shop_finish(&ctx->core, ctx->results);

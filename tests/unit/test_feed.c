@@ -1,7 +1,8 @@
 /* The event feed's decisions (feed.c): the hub's reads (parameters, the
  * state row, cursor, when to read again, announcing local changes), a
- * stream's resume and replay batches, the reset frames, and the verdict on
- * subscribers that do not keep up. */
+ * stream's resume and replay batches, the reset frames, when a front-end
+ * wakes its hub (shop_plan_emitted), and the verdict on subscribers that do
+ * not keep up. */
 #include "helpers.h"
 
 #include <string.h>
@@ -129,13 +130,37 @@ test_feed_reads(void **state)
     assert_int_equal(f.cursor, 515);
     assert_int_equal(shop_feed_next_read(&f, now), 0);
 
-    /* A front-end that handed out fewer rows than it got (out of memory)
-     * says so: the cursor stays at the last one handed out. */
-    assert_int_equal(shop_feed_result(&f, read_result(e, "2000", NULL, NULL, some, 0)), 0);
-    f.more = 1;
-    shop_feed_advance(&f, 0, 0);
-    assert_int_equal(f.cursor, 515);
-    assert_int_equal(shop_feed_next_read(&f, now), 0);
+    /* A front-end that handed out fewer rows than it read (out of memory):
+     * the cursor stays at the last one handed out, the rest a little later. */
+    static const int64_t next[] = { 516, 517, 518 };
+    assert_int_equal(shop_feed_result(&f, read_result(e, "2000", NULL, NULL, next, 3)), 3);
+    shop_feed_advance(&f, 1, 516);
+    assert_int_equal(f.cursor, 516);
+    assert_int_equal(shop_feed_next_read(&f, now), SHOP_FEED_PENDING_MAX_MS);
+    shop_feed_woken(&f, 0);
+    assert_int_equal(shop_feed_next_read(&f, now + 1000), SHOP_FEED_PENDING_MAX_MS);
+    /* Then all of them: the cursor goes to the settled bound. */
+    assert_int_equal(shop_feed_result(&f, read_result(e, "2000", NULL, NULL, next + 1, 2)), 2);
+    shop_feed_advance(&f, 2, 518);
+    assert_int_equal(f.cursor, 2000);
+    assert_int_equal(shop_feed_next_read(&f, now + 1000), 0);       /* the wake-up */
+}
+
+static void
+test_feed_notified(void **state)
+{
+    shop_feed f;
+    shop_feed_query q;
+    (void) state;
+
+    shop_feed_init(&f);
+    shop_feed_query_init(&f, &q, 0);
+    /* Its own announcement (its backend's pid) wakes nobody here. */
+    shop_feed_notified(&f, 4242, 4242);
+    assert_false(f.wake);
+    shop_feed_notified(&f, 4243, 4242);
+    assert_true(f.wake);
+    assert_false(f.announce);                   /* not ours to announce */
 }
 
 static void
@@ -259,6 +284,44 @@ test_reset_frames(void **state)
     assert_memory_equal(b.p + 2, json, strlen(json));
 }
 
+/* ---- when a front-end wakes its hub ------------------------------------------------ */
+
+static void
+check_emitted(const char *method, const char *target, const char *body, shop_db_status st, int expect)
+{
+    th_env *e = th_new();
+    shop_result r[2];
+
+    th_request(e, method, target);
+    if (body) {
+        th_body(e, "application/json", body);
+    }
+    th_admin(e);
+    th_begin(e);
+    assert_int_equal(e->c.nqueries, 1);
+    memset(r, 0, sizeof(r));
+    r[0].status = st;
+    assert_int_equal(shop_plan_emitted(&e->c, r), expect);
+    th_free(e);
+}
+
+static void
+test_plan_emitted(void **state)
+{
+    static const char product[] = "{\"sku\":\"A-1\",\"name\":\"A\",\"price_cents\":1,\"currency\":\"EUR\"}";
+    (void) state;
+
+    /* A change that committed: its events are in the table. */
+    check_emitted("POST", "/products", product, SHOP_DB_OK, 1);
+    check_emitted("PUT", "/warehouses/north/stock/A-1", "{\"quantity\":3}", SHOP_DB_OK, 1);
+    /* One that failed wrote nothing; a read writes nothing. */
+    check_emitted("POST", "/products", product, SHOP_DB_UNIQUE, 0);
+    check_emitted("POST", "/products", product, SHOP_DB_TIMEOUT, 0);
+    check_emitted("GET", "/products/1", NULL, SHOP_DB_OK, 0);
+    /* A warehouse has no events. */
+    check_emitted("PUT", "/warehouses/north", "{\"name\":\"North\"}", SHOP_DB_OK, 0);
+}
+
 /* ---- slow subscribers ----------------------------------------------------- */
 
 static void
@@ -292,10 +355,12 @@ main(void)
         TH_TEST(test_feed_start),
         TH_TEST(test_feed_reads),
         TH_TEST(test_feed_bad_results),
+        TH_TEST(test_feed_notified),
         TH_TEST(test_resume_next),
         TH_TEST(test_replay_query),
         TH_TEST(test_replay_result),
         TH_TEST(test_reset_frames),
+        TH_TEST(test_plan_emitted),
         TH_TEST(test_subscriber_verdict),
     };
     return cmocka_run_group_tests_name("feed", tests, NULL, NULL);
